@@ -1,0 +1,3 @@
+"""longrun: run shell commands as supervised tasks."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from longrun_cli.cli.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""The command line: click parses, builds validated specs, calls the engine, maps the exit."""

@@ -1,0 +1,174 @@
+"""``longrun`` and ``longrun exec``: click parses, the engine runs, the exit status maps back."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from longrun_cli import __version__
+from longrun_cli.cli.options import ExecOptions, build_task_spec
+from longrun_cli.policy.errors import SpecError
+from longrun_cli.policy.status import EXIT_USAGE
+
+EXEC_EPILOG = """\b
+Examples:
+  longrun exec --interval 30s --retry-exit-code 75:5:2s,60s,3 -- ./check.sh
+  longrun exec --timeout 5m --retry-timeout 2 -- ./migrate --up
+  longrun exec --retry-stderr 'connection refused:inf:100ms,2s' -- ./worker
+  longrun exec --deadline 10m --retry-exit-code 1:inf -- curl -fsS https://example.org
+  longrun exec --dry-run --retry-exit-code 64-78:5 -- ./job
+
+\b
+Value syntax:
+  DURATION  250ms, 2s, 1m30s, 1.5h; a bare number is seconds
+  CODES     75 | 75,111 | 64-78 (one rule per code, each with its own budget)
+  RETRIES   integer >= 1 or inf (default 3)
+  BACKOFF   INITIAL[,MAX[,MULTIPLIER]] (default 1s,30s,2; MAX 0 = no cap)
+  REGEX     RE2 syntax, searched in each stderr line; write a colon as \\:
+
+\b
+Exit status: 0 success; the command's status on a permanent failure or when
+retries are exhausted; 128+N when killed by signal N; 124 timeout or deadline;
+125 bad usage; 126 not executable; 127 not found. On TERM/INT/HUP/QUIT the
+command is stopped gracefully and longrun dies by the same signal.
+"""
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "-V", "--version", prog_name="longrun")
+def cli() -> None:
+    """Run commands as supervised tasks: retry rules, backoff, timeouts, graceful stop."""
+
+
+@cli.command(
+    "exec",
+    epilog=EXEC_EPILOG,
+    context_settings={"allow_interspersed_args": False},
+)
+@click.option("--name", metavar="NAME", help="Task name in logs (default: basename of COMMAND).")
+@click.option("--interval", metavar="DURATION", help="Run now, then every DURATION (fixed rate).")
+@click.option("--delay", metavar="DURATION", help="Wait before the first run (not before retries).")
+@click.option("--timeout", metavar="DURATION", help="Per-attempt timeout; a timeout is a failure.")
+@click.option(
+    "--deadline",
+    metavar="DURATION",
+    help="Total budget for the task, retries and backoffs included; then exit 124.",
+)
+@click.option(
+    "--stop-signal",
+    metavar="SIG",
+    default="TERM",
+    show_default=True,
+    help="Signal sent on timeout, deadline and stop.",
+)
+@click.option(
+    "--kill-after",
+    metavar="DURATION",
+    default="10s",
+    show_default=True,
+    help="Grace period before SIGKILL.",
+)
+@click.option(
+    "--retry-exit-code",
+    metavar="CODES[:RETRIES[:BACKOFF]]",
+    multiple=True,
+    help="Retry these exit codes (repeatable).",
+)
+@click.option(
+    "--retry-stderr",
+    metavar="REGEX[:RETRIES[:BACKOFF]]",
+    multiple=True,
+    help="Retry when a stderr line matches REGEX (repeatable).",
+)
+@click.option(
+    "--retry-signal",
+    metavar="SIGNALS[:RETRIES[:BACKOFF]]",
+    multiple=True,
+    help="Retry when killed by one of SIGNALS from elsewhere, e.g. KILL (repeatable).",
+)
+@click.option(
+    "--retry-timeout",
+    metavar="[RETRIES][:BACKOFF]",
+    is_flag=False,
+    flag_value="",
+    default=None,
+    help="Retry attempts that hit --timeout.",
+)
+@click.option(
+    "--jitter",
+    metavar="RATIO",
+    default="0",
+    help="Draw each delay from [d*(1-RATIO), d]; 0..1 (default 0: exact).",
+)
+@click.option(
+    "--success-exit-code",
+    metavar="CODES",
+    multiple=True,
+    help="Extra exit codes that count as success.",
+)
+@click.option("--shutdown", metavar="COMMAND", help="Hook run by sh -c after the task stopped.")
+@click.option(
+    "--shutdown-timeout",
+    metavar="DURATION",
+    default="30s",
+    show_default=True,
+    help="Bound for the shutdown hook.",
+)
+@click.option(
+    "--foreground",
+    is_flag=True,
+    help="Keep the command in longrun's process group (terminal access); no group signals.",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["auto", "text", "json"]),
+    default="auto",
+    show_default=True,
+    help="auto: colour on a terminal, key=value text otherwise.",
+)
+@click.option("-v", "--verbose", count=True, help="More logging (repeatable).")
+@click.option("-q", "--quiet", count=True, help="Less logging: -q errors only, -qq nothing.")
+@click.option("--dry-run", is_flag=True, help="Validate, print the resolved plan, exit 0.")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED, metavar="-- COMMAND [ARG...]")
+def exec_command(
+    command: tuple[str, ...],
+    log_format: str,
+    verbose: int,
+    quiet: int,
+    dry_run: bool,
+    **raw: Any,
+) -> int:
+    """Run COMMAND as a supervised task (no shell: argv is executed directly)."""
+    from longrun_cli.cli.render import LogRenderer, threshold
+
+    renderer = LogRenderer(log_format, threshold(verbose, quiet))
+    try:
+        spec = build_task_spec(ExecOptions(command=command, **raw))
+    except SpecError as exc:
+        renderer.error(str(exc))
+        return EXIT_USAGE
+    if dry_run:
+        from longrun_cli.cli.plan import describe_plan
+
+        click.echo(describe_plan(spec), nl=False)
+        return 0
+    from longrun_cli.cli.run import run_exec
+
+    return run_exec(spec, renderer)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: usage errors exit 125 with one line on stderr, never a traceback."""
+    try:
+        status = cli.main(args=argv, prog_name="longrun", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        click.echo(exc.ctx.get_help() if exc.ctx else str(exc), err=True)
+        sys.exit(EXIT_USAGE)
+    except click.ClickException as exc:
+        click.echo(f"longrun: error: {exc.format_message()}", err=True)
+        sys.exit(EXIT_USAGE)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    sys.exit(status if isinstance(status, int) else 0)

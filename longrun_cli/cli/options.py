@@ -1,0 +1,102 @@
+"""Raw option values → a validated TaskSpec; every failure is a SpecError naming the value."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+from longrun_cli.policy.decision import RetryPolicy
+from longrun_cli.policy.duration import parse_duration
+from longrun_cli.policy.errors import SpecError
+from longrun_cli.policy.rule import RetryRule
+from longrun_cli.policy.signals import parse_signal
+from longrun_cli.policy.spec import (
+    parse_codes,
+    parse_exit_code_rule,
+    parse_signal_rule,
+    parse_stderr_rule,
+    parse_timeout_rule,
+)
+from longrun_cli.policy.taskspec import TaskSpec
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class ExecOptions:
+    """``longrun exec`` options exactly as typed, before any parsing."""
+
+    command: Sequence[str]
+    name: str | None = None
+    interval: str | None = None
+    delay: str | None = None
+    timeout: str | None = None
+    deadline: str | None = None
+    stop_signal: str = "TERM"
+    kill_after: str = "10s"
+    retry_exit_code: Sequence[str] = ()
+    retry_stderr: Sequence[str] = ()
+    retry_signal: Sequence[str] = ()
+    retry_timeout: str | None = None
+    jitter: str = "0"
+    success_exit_code: Sequence[str] = ()
+    shutdown: str | None = None
+    shutdown_timeout: str = "30s"
+    foreground: bool = False
+
+
+def build_task_spec(options: ExecOptions) -> TaskSpec:
+    if not options.command or not options.command[0]:
+        raise SpecError("missing COMMAND (usage: longrun exec [OPTIONS] -- COMMAND [ARG...])")
+    rules: list[RetryRule] = []
+    for spec in options.retry_exit_code:
+        rules += parse_exit_code_rule(spec)
+    for spec in options.retry_stderr:
+        rules.append(parse_stderr_rule(spec))
+    for spec in options.retry_signal:
+        rules += parse_signal_rule(spec)
+    if options.retry_timeout is not None:
+        rules.append(parse_timeout_rule(options.retry_timeout))
+    success: set[int] = set()
+    for codes in options.success_exit_code:
+        success |= _named("--success-exit-code", codes, parse_codes)
+    policy = RetryPolicy.build(rules, frozenset(success), _jitter(options.jitter))
+    return TaskSpec(
+        name=options.name if options.name is not None else os.path.basename(options.command[0]),
+        argv=tuple(options.command),
+        policy=policy,
+        interval=_duration("--interval", options.interval),
+        delay=_duration("--delay", options.delay) or 0,
+        timeout=_duration("--timeout", options.timeout),
+        deadline=_duration("--deadline", options.deadline),
+        stop_signal=_named("--stop-signal", options.stop_signal, parse_signal),
+        kill_after=_duration("--kill-after", options.kill_after) or 0,
+        shutdown=options.shutdown or None,
+        shutdown_timeout=_named("--shutdown-timeout", options.shutdown_timeout, parse_duration),
+        foreground=options.foreground,
+    )
+
+
+def _named(option: str, value: str, parse: Callable[[str], T]) -> T:
+    try:
+        return parse(value)
+    except SpecError as exc:
+        raise SpecError(f"{option}: {exc}") from None
+
+
+def _duration(option: str, value: str | None) -> int | None:
+    if value is None:
+        return None
+    return _named(option, value, parse_duration)
+
+
+def _jitter(text: str) -> float:
+    try:
+        ratio = float(text)
+    except ValueError:
+        raise SpecError(f"--jitter: invalid ratio {text!r}: expected a number from 0 to 1") from None
+    if not 0.0 <= ratio <= 1.0:
+        raise SpecError(f"--jitter: invalid ratio {text!r}: must be between 0 and 1")
+    return ratio

@@ -1,0 +1,130 @@
+"""The one place that formats output: log lines (text, json, colour) and the dry-run plan.
+
+rich is imported only for a colour terminal, so plain runs start fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import IO, Any
+
+from longrun_cli.engine.events import Event, Level
+
+_LEVEL_NAMES = {Level.DEBUG: "debug", Level.INFO: "info", Level.WARNING: "warn", Level.ERROR: "error"}
+_LEVEL_STYLES = {
+    Level.DEBUG: "dim",
+    Level.INFO: "cyan",
+    Level.WARNING: "yellow",
+    Level.ERROR: "bold red",
+}
+
+
+def threshold(verbose: int, quiet: int) -> int:
+    """``-v`` shows debug events; ``-q`` only errors; ``-qq`` nothing."""
+    level = Level.INFO.value - 10 * verbose + 20 * quiet
+    return max(Level.DEBUG.value, level)
+
+
+def resolve_format(requested: str, stream: IO[str]) -> str:
+    """``auto`` is colour on a terminal (unless NO_COLOR) and key=value text otherwise."""
+    if requested != "auto":
+        return requested
+    try:
+        tty = stream.isatty()
+    except (AttributeError, ValueError):
+        tty = False
+    if os.environ.get("FORCE_COLOR"):
+        return "color"
+    return "color" if tty and not os.environ.get("NO_COLOR") else "text"
+
+
+class LogRenderer:
+    """Writes each event as one line on stderr, in one write, so lines never tear."""
+
+    def __init__(self, log_format: str, min_level: int, stream: IO[str] | None = None) -> None:
+        self._stream = stream if stream is not None else sys.stderr
+        self._format = resolve_format(log_format, self._stream)
+        self._min_level = min_level
+        self._console: Any = None
+        self.trace_fields: dict[str, str] = {}
+
+    def emit(self, event: Event) -> None:
+        if event.level.value < self._min_level:
+            return
+        if self._format == "json":
+            line = self._json(event)
+        elif self._format == "color":
+            self._color(event)
+            return
+        else:
+            line = self._text(event)
+        self._write(line + "\n")
+
+    def error(self, message: str) -> None:
+        """longrun's own failure (bad usage): always shown, one line."""
+        if self._format == "json":
+            self._write(json.dumps({"level": "error", "event": "usage", "msg": message}) + "\n")
+        else:
+            self._write(f"longrun: error: {message}\n")
+
+    def _text(self, event: Event) -> str:
+        parts = [
+            "longrun:",
+            f"level={_LEVEL_NAMES[event.level]}",
+            f"task={_logfmt(event.task)}",
+            f"event={event.name}",
+            f"msg={_logfmt(event.message)}",
+        ]
+        parts += [f"{key}={_logfmt(value)}" for key, value in event.fields]
+        parts += [f"{key}={value}" for key, value in self.trace_fields.items()]
+        return " ".join(parts)
+
+    def _json(self, event: Event) -> str:
+        record: dict[str, object] = {
+            "time": _timestamp(),
+            "level": _LEVEL_NAMES[event.level],
+            "task": event.task,
+            "event": event.name,
+            "msg": event.message,
+        }
+        record.update(event.fields)
+        record.update(self.trace_fields)
+        return json.dumps(record, default=str)
+
+    def _color(self, event: Event) -> None:
+        from rich.console import Console
+        from rich.text import Text
+
+        if self._console is None:
+            self._console = Console(file=self._stream, highlight=False, soft_wrap=True)
+        text = Text()
+        text.append("longrun ", style="dim")
+        text.append(event.task, style="bold")
+        text.append(" " + event.message, style=_LEVEL_STYLES[event.level])
+        for key, value in event.fields:
+            text.append(f" {key}=", style="dim")
+            text.append(str(value))
+        self._console.print(text)
+
+    def _write(self, line: str) -> None:
+        try:
+            self._stream.write(line)
+            self._stream.flush()
+        except (OSError, ValueError):
+            # A closed or full log destination must not change what longrun does.
+            pass
+
+
+def _logfmt(value: object) -> str:
+    text = str(value).lower() if isinstance(value, bool) else str(value)
+    if text and not any(ch in text for ch in ' "=\\') and text.isprintable():
+        return text
+    return json.dumps(text, ensure_ascii=False)
+
+
+def _timestamp() -> str:
+    now = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"

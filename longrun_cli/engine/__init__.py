@@ -1,0 +1,1 @@
+"""asyncio engine: processes, the task loop and (later) the runner."""

@@ -1,0 +1,47 @@
+"""What the engine reports as it goes; renderers and telemetry consume these."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Protocol
+
+
+class Level(Enum):
+    DEBUG = 10
+    INFO = 20
+    WARNING = 30
+    ERROR = 40
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One log-worthy moment; ``fields`` keep their order for key=value output."""
+
+    name: str
+    task: str
+    level: Level
+    message: str
+    fields: tuple[tuple[str, object], ...] = ()
+
+
+class EventSink(Protocol):
+    def emit(self, event: Event) -> None: ...
+
+
+class NullSink:
+    def emit(self, event: Event) -> None:
+        pass
+
+
+class RecordingSink:
+    """Keeps every event, for tests and for callers that render later."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def emit(self, event: Event) -> None:
+        self.events.append(event)
+
+    def names(self) -> list[str]:
+        return [event.name for event in self.events]

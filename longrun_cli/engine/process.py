@@ -1,0 +1,429 @@
+"""The one module that starts, signals and reaps processes.
+
+Every ``os.kill``/``os.killpg`` of longrun lives here. Children are reaped from a
+SIGCHLD handler on the event loop (no thread per child, no polling); as PID 1 the
+same handler also reaps every orphan the kernel hands to longrun.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import os
+import signal
+import subprocess
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+# Matching looks at whole lines; a line longer than this is searched in windows
+# overlapping by _OVERLAP bytes, so memory stays bounded whatever the child prints.
+_WINDOW = 256 * 1024
+_OVERLAP = 4 * 1024
+_CHUNK = 64 * 1024
+
+# A watcher that outlives a SIGKILLed longrun: it holds the read end of a pipe that
+# only longrun can write to, and on EOF kills every process group still registered.
+# It replaces PR_SET_PDEATHSIG, which needs code in the child between fork and
+# exec (preexec_fn disables vfork and costs ~1.7 ms per spawn).
+_SENTINEL_SCRIPT = """
+trap '' HUP INT QUIT
+live=' '
+while read -r op target; do
+  case $op in
+    +) live="$live$target " ;;
+    -) case $live in *" $target "*) live="${live%% $target *} ${live#* $target }" ;; esac ;;
+  esac
+done
+for target in $live; do kill -9 $target 2>/dev/null; done
+"""
+
+
+class SpawnError(Exception):
+    """The command could not be started; ``status`` is 126 or 127 as a shell would give."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchSpec:
+    """How to start one attempt; ``own_group=False`` is ``--foreground``."""
+
+    argv: Sequence[str]
+    env: Mapping[str, str]
+    cwd: str | None = None
+    own_group: bool = True
+    stderr_patterns: tuple[str, ...] = ()
+    stop_signal: int = signal.SIGTERM
+    kill_after: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class ExitStatus:
+    """How a process ended: an exit code or the signal that killed it."""
+
+    code: int | None
+    signal: int | None
+    stderr_hits: frozenset[str] = field(default_factory=frozenset)
+
+    @classmethod
+    def from_wait_status(cls, status: int) -> ExitStatus:
+        if os.WIFSIGNALED(status):
+            return cls(None, os.WTERMSIG(status))
+        return cls(os.waitstatus_to_exitcode(status), None)
+
+
+class Child:
+    """A running attempt: its leader pid, its process group and its stream copier."""
+
+    def __init__(self, supervisor: Supervisor, pid: int, spec: LaunchSpec) -> None:
+        self.pid = pid
+        self.own_group = spec.own_group
+        self._spec = spec
+        self._supervisor = supervisor
+        self._exited: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._copier: _StderrCopier | None = None
+
+    @property
+    def target(self) -> str:
+        """What the sentinel kills: the whole group, or just the pid in foreground mode."""
+        return f"-{self.pid}" if self.own_group else str(self.pid)
+
+    @property
+    def running(self) -> bool:
+        return not self._exited.done()
+
+    def send(self, signum: int) -> bool:
+        """Signal the process group (or the pid); False when nothing was there."""
+        try:
+            if self.own_group:
+                os.killpg(self.pid, signum)
+            elif self.running:
+                os.kill(self.pid, signum)
+            else:
+                return False
+        except (ProcessLookupError, PermissionError):
+            return False
+        return True
+
+    async def wait(self) -> ExitStatus:
+        """Wait for the leader, clear out what it left in its group, and drain stderr."""
+        status = await asyncio.shield(self._exited)
+        await self._sweep_group()
+        hits: frozenset[str] = frozenset()
+        if self._copier is not None:
+            hits = await self._copier.finish()
+        self._supervisor.release(self)
+        result = ExitStatus.from_wait_status(status)
+        return ExitStatus(result.code, result.signal, hits)
+
+    async def stop(self, signum: int, grace: float, kill_now: asyncio.Event) -> bool:
+        """Stop signal, then SIGKILL after ``grace`` seconds or as soon as ``kill_now`` is set.
+
+        Returns True when SIGKILL was needed.
+        """
+        self.send(signum)
+        if await self._exit_within(grace, kill_now):
+            return False
+        self.send(signal.SIGKILL)
+        await asyncio.shield(self._exited)
+        return True
+
+    async def _exit_within(self, grace: float, kill_now: asyncio.Event) -> bool:
+        if kill_now.is_set():
+            return not self.running
+        killer = asyncio.ensure_future(kill_now.wait())
+        try:
+            await asyncio.wait(
+                [asyncio.shield(self._exited), killer],
+                timeout=grace,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            killer.cancel()
+        return not self.running
+
+    async def _sweep_group(self) -> None:
+        """Stop what the command left in its process group once the leader is gone.
+
+        As systemd does with a unit's leftovers: the stop signal, then SIGKILL after
+        the grace period. The kernel never reuses a pid that still names a live
+        process group, so signalling the group after the leader was reaped cannot
+        hit a stranger. Polling is fine here: it only runs when something was left.
+        """
+        if not self.own_group or not self.send(self._spec.stop_signal):
+            return
+        deadline = asyncio.get_running_loop().time() + self._spec.kill_after
+        while self.send(0):
+            if asyncio.get_running_loop().time() >= deadline:
+                self.send(signal.SIGKILL)
+                break
+            await asyncio.sleep(0.01)
+
+    def _set_exited(self, status: int) -> None:
+        if not self._exited.done():
+            self._exited.set_result(status)
+
+
+class Supervisor:
+    """Owns every child of longrun: spawning, reaping, forwarding and final clean-up."""
+
+    def __init__(self) -> None:
+        self._children: dict[int, Child] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._reap_any = os.getpid() == 1
+        self._sentinel: _Sentinel | None = None
+
+    def install(self) -> None:
+        """Start reaping on SIGCHLD; call from inside the running event loop."""
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_signal_handler(signal.SIGCHLD, self._reap)
+
+    def close(self) -> None:
+        """Kill anything still running, stop reaping and let the sentinel go."""
+        for child in list(self._children.values()):
+            child.send(signal.SIGKILL)
+        if self._loop is not None:
+            self._loop.remove_signal_handler(signal.SIGCHLD)
+        if self._sentinel is not None:
+            self._sentinel.close()
+
+    def spawn(self, spec: LaunchSpec) -> Child:
+        """Start one attempt; raises SpawnError for a missing or non-executable command."""
+        if self._sentinel is None and spec.own_group:
+            self._sentinel = _Sentinel.start()
+        read_fd = write_fd = -1
+        if spec.stderr_patterns:
+            read_fd, write_fd = os.pipe()
+        try:
+            popen = subprocess.Popen(
+                list(spec.argv),
+                env=dict(spec.env),
+                cwd=spec.cwd,
+                stderr=write_fd if write_fd >= 0 else None,
+                process_group=0 if spec.own_group else None,
+            )
+        except FileNotFoundError as exc:
+            _close(read_fd, write_fd)
+            missing = exc.filename if exc.filename else spec.argv[0]
+            if spec.cwd is not None and missing == spec.cwd:
+                raise SpawnError(f"working directory not found: {spec.cwd}", 127) from None
+            raise SpawnError(f"command not found: {spec.argv[0]}", 127) from None
+        except PermissionError:
+            _close(read_fd, write_fd)
+            raise SpawnError(f"permission denied: {spec.argv[0]}", 126) from None
+        except OSError as exc:
+            _close(read_fd, write_fd)
+            raise SpawnError(f"cannot execute {spec.argv[0]}: {exc.strerror}", 126) from None
+        # Popen would otherwise wait for (and might reap) the pid on its own.
+        popen.returncode = 0
+        child = Child(self, popen.pid, spec)
+        self._children[child.pid] = child
+        if self._sentinel is not None:
+            self._sentinel.watch(child.target)
+        if write_fd >= 0:
+            os.close(write_fd)
+            child._copier = _StderrCopier(read_fd, spec.stderr_patterns)
+        self._reap()
+        return child
+
+    def release(self, child: Child) -> None:
+        self._children.pop(child.pid, None)
+        if self._sentinel is not None:
+            self._sentinel.release(child.target)
+
+    def forward(self, signum: int) -> int:
+        """Pass a signal to every running command; returns how many received it."""
+        return sum(1 for child in list(self._children.values()) if child.running and child.send(signum))
+
+    def _reap(self) -> None:
+        if self._reap_any:
+            self._reap_all()
+            return
+        for pid, child in list(self._children.items()):
+            if not child.running:
+                continue
+            try:
+                done, status = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                continue
+            if done:
+                child._set_exited(status)
+        if self._sentinel is not None:
+            self._sentinel.reap()
+
+    def _reap_all(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            child = self._children.get(pid)
+            if child is not None:
+                child._set_exited(status)
+
+
+def reraise(signum: int) -> None:
+    """Die by ``signum`` so the caller sees it (shell: 128+N, systemd: a clean stop)."""
+    signal.signal(signum, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signum])
+    os.kill(os.getpid(), signum)
+
+
+def _close(*fds: int) -> None:
+    for fd in fds:
+        if fd >= 0:
+            os.close(fd)
+
+
+class _Sentinel:
+    """The watcher process behind the parent-death guarantee (see _SENTINEL_SCRIPT)."""
+
+    def __init__(self, popen: subprocess.Popen[bytes], write_fd: int) -> None:
+        self._popen = popen
+        self._write_fd = write_fd
+
+    @classmethod
+    def start(cls) -> _Sentinel | None:
+        read_fd, write_fd = os.pipe()
+        try:
+            popen = subprocess.Popen(
+                ["/bin/sh", "-c", _SENTINEL_SCRIPT],
+                stdin=read_fd,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        except OSError:
+            _close(read_fd, write_fd)
+            return None
+        os.close(read_fd)
+        return cls(popen, write_fd)
+
+    def watch(self, target: str) -> None:
+        self._send(f"+ {target}\n")
+
+    def release(self, target: str) -> None:
+        self._send(f"- {target}\n")
+
+    def reap(self) -> None:
+        with contextlib.suppress(ChildProcessError):
+            if self._popen.returncode is None:
+                self._popen.poll()
+
+    def close(self) -> None:
+        if self._write_fd >= 0:
+            os.close(self._write_fd)
+            self._write_fd = -1
+
+    def _send(self, line: str) -> None:
+        if self._write_fd < 0:
+            return
+        try:
+            os.write(self._write_fd, line.encode())
+        except OSError:
+            self.close()
+
+
+class _StderrCopier:
+    """Copies a child's stderr to ours byte for byte while searching it for patterns.
+
+    It runs in its own thread so that a slow stderr reader throttles the child (as
+    an inherited descriptor would), never the event loop. RE2 keeps every search
+    linear in the length of the text searched.
+    """
+
+    def __init__(self, read_fd: int, patterns: tuple[str, ...]) -> None:
+        from longrun_cli.policy.matcher import compile_pattern
+
+        loop = asyncio.get_running_loop()
+        self._done: asyncio.Future[frozenset[str]] = loop.create_future()
+        self._pending: list[tuple[str, Any]] = [(p, compile_pattern(p)) for p in patterns]
+        self._hits: set[str] = set()
+        self._read_fd = read_fd
+        thread = threading.Thread(target=self._run, args=(loop,), daemon=True)
+        thread.start()
+
+    async def finish(self) -> frozenset[str]:
+        return await asyncio.shield(self._done)
+
+    def _run(self, loop: asyncio.AbstractEventLoop) -> None:
+        try:
+            self._copy()
+        finally:
+            os.close(self._read_fd)
+            hits = frozenset(self._hits)
+            with contextlib.suppress(RuntimeError):  # the loop may already be closed
+                loop.call_soon_threadsafe(_resolve, self._done, hits)
+
+    def _copy(self) -> None:
+        line = bytearray()
+        writable = True
+        while True:
+            chunk = os.read(self._read_fd, _CHUNK)
+            if not chunk:
+                break
+            if writable:
+                writable = _write_all(2, chunk)
+                if not writable:
+                    # Like a shell pipeline: the child learns its reader is gone.
+                    return
+            if not self._pending:
+                continue
+            newline = chunk.rfind(b"\n")
+            if newline < 0:
+                line += chunk
+                if len(line) >= _WINDOW:
+                    self._search(line)
+                    del line[:-_OVERLAP]
+            else:
+                line += memoryview(chunk)[:newline]
+                self._search(line)
+                line = bytearray(memoryview(chunk)[newline + 1 :])
+        if line and self._pending:
+            self._search(line)
+
+    def _search(self, text: bytearray) -> None:
+        still: list[tuple[str, Any]] = []
+        for source, regex in self._pending:
+            if _found_in_a_line(regex, text):
+                self._hits.add(source)
+            else:
+                still.append((source, regex))
+        self._pending = still
+
+
+def _found_in_a_line(regex: Any, text: bytearray) -> bool:
+    """Search many lines at once; a match across a newline is re-checked line by line."""
+    found = regex.search(text)
+    if found is None:
+        return False
+    if b"\n" not in found.group():
+        return True
+    return any(regex.search(line) for line in bytes(text).split(b"\n"))
+
+
+def _write_all(fd: int, data: bytes) -> bool:
+    view = memoryview(data)
+    while view:
+        try:
+            written = os.write(fd, view)
+        except BrokenPipeError:
+            return False
+        except OSError as exc:
+            if exc.errno == errno.EAGAIN:
+                continue
+            return False
+        view = view[written:]
+    return True
+
+
+def _resolve(future: asyncio.Future[frozenset[str]], hits: frozenset[str]) -> None:
+    if not future.done():
+        future.set_result(hits)

@@ -1,0 +1,365 @@
+"""The task loop: one-shot or interval, retries with backoff, timeout, deadline, stop.
+
+Decisions come from the pure policy; this module only sequences them in time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import Enum
+from typing import Protocol
+
+from longrun_cli.engine.clock import Clock
+from longrun_cli.engine.events import Event, EventSink, Level
+from longrun_cli.engine.process import ExitStatus, LaunchSpec, SpawnError
+from longrun_cli.policy.decision import Decision, Verdict
+from longrun_cli.policy.duration import format_duration, to_seconds
+from longrun_cli.policy.outcome import Outcome
+from longrun_cli.policy.signals import signal_name
+from longrun_cli.policy.status import EXIT_TIMEOUT, exit_status
+from longrun_cli.policy.taskspec import TaskSpec
+from longrun_cli.policy.tracker import Budgets
+
+
+class ChildProcess(Protocol):
+    pid: int
+
+    async def wait(self) -> ExitStatus: ...
+
+    async def stop(self, signum: int, grace: float, kill_now: asyncio.Event) -> bool: ...
+
+
+class Spawner(Protocol):
+    def spawn(self, spec: LaunchSpec) -> ChildProcess: ...
+
+
+class StopControl:
+    """A stop requested from outside (a signal), and the request to stop waiting for it."""
+
+    def __init__(self) -> None:
+        self.requested = asyncio.Event()
+        self.kill_now = asyncio.Event()
+        self.signal: int | None = None
+
+    def request(self, signum: int) -> bool:
+        """Record a stop; a second request returns True: skip the grace period."""
+        if self.requested.is_set():
+            self.kill_now.set()
+            return True
+        self.signal = signum
+        self.requested.set()
+        return False
+
+
+class Interrupt(Enum):
+    STOP = "stop"
+    DEADLINE = "deadline"
+
+
+class TaskStatus(Enum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    EXHAUSTED = "exhausted"
+    DEADLINE = "deadline"
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True, slots=True)
+class TaskResult:
+    status: TaskStatus
+    exit_status: int
+    runs: int
+    outcome: Outcome | None = None
+
+
+class Task:
+    """Runs one TaskSpec to completion (Go's ``Task.Wait``)."""
+
+    def __init__(
+        self,
+        spec: TaskSpec,
+        spawner: Spawner,
+        clock: Clock,
+        sink: EventSink,
+        stop: StopControl,
+        uniform01: Callable[[], float] = random.random,
+        environ: Mapping[str, str] = os.environ,
+    ) -> None:
+        self.spec = spec
+        self._spawner = spawner
+        self._clock = clock
+        self._sink = sink
+        self._stop = stop
+        self._uniform01 = uniform01
+        self._environ = environ
+        self._deadline_at: float | None = None
+        self._runs = 0
+        self._streak = 0
+
+    async def run(self) -> TaskResult:
+        """Run the task, then its shutdown hook; never raises for a failing command."""
+        started = self._clock.now()
+        if self.spec.deadline is not None:
+            self._deadline_at = started + to_seconds(self.spec.deadline)
+        result = await self._run_policy()
+        if self.spec.shutdown:
+            await self._run_hook(self.spec.shutdown, result)
+        return result
+
+    async def _run_policy(self) -> TaskResult:
+        if self.spec.delay:
+            interrupt = await self._pause(to_seconds(self.spec.delay))
+            if interrupt is not None:
+                return self._interrupted(interrupt)
+        budgets = Budgets.fresh(len(self.spec.policy.rules))
+        while True:
+            outcome_or_end = await self._run_loop(budgets)
+            if isinstance(outcome_or_end, TaskResult):
+                return outcome_or_end
+            decision, budgets = outcome_or_end
+            interrupt = await self._pause(to_seconds(decision.delay))
+            if interrupt is not None:
+                return self._interrupted(interrupt)
+
+    async def _run_loop(self, budgets: Budgets) -> TaskResult | tuple[Decision, Budgets]:
+        """Run now, then on the interval grid; return a result or a retry to wait for."""
+        interval = to_seconds(self.spec.interval) if self.spec.interval else None
+        next_tick = self._clock.now() + (interval or 0.0)
+        while True:
+            outcome = await self._attempt()
+            if isinstance(outcome, Interrupt):
+                return self._interrupted(outcome)
+            decision, budgets = self.spec.policy.decide(budgets, outcome, self._uniform01())
+            if decision.verdict is not Verdict.SUCCESS:
+                return self._on_failure(outcome, decision, budgets)
+            self._streak = 0
+            self._emit("succeeded", Level.DEBUG, "attempt succeeded", run=self._runs)
+            if interval is None:
+                return TaskResult(TaskStatus.SUCCEEDED, 0, self._runs, outcome)
+            now = self._clock.now()
+            if now >= next_tick:
+                # Like Go's time.Ticker: ticks missed while the command overran are
+                # dropped, and the one buffered tick fires at once.
+                missed = int((now - next_tick) // interval) + 1
+                next_tick += missed * interval
+                self._emit("tick-skipped", Level.DEBUG, "command overran its interval")
+                continue
+            interrupt = await self._pause(next_tick - now)
+            if interrupt is not None:
+                return self._interrupted(interrupt)
+            next_tick += interval
+
+    def _on_failure(
+        self, outcome: Outcome, decision: Decision, budgets: Budgets
+    ) -> TaskResult | tuple[Decision, Budgets]:
+        rule = self.spec.policy.rules[decision.rule] if decision.rule is not None else None
+        rule_text = rule.matcher.describe() if rule else "none"
+        self._emit(
+            "attempt-failed",
+            Level.WARNING,
+            f"attempt failed: {outcome.describe()}",
+            run=self._runs,
+            **_outcome_fields(outcome),
+            rule=rule_text,
+        )
+        status = exit_status(outcome)
+        if outcome.spawn_error is not None:
+            status = outcome.exit_code or 127
+        if decision.verdict is Verdict.RETRY:
+            assert rule is not None
+            self._streak += 1
+            budget = "inf" if rule.retries is None else str(rule.retries)
+            if self._deadline_at is not None:
+                remaining = self._deadline_at - self._clock.now()
+                if to_seconds(decision.delay) >= remaining:
+                    self._emit(
+                        "deadline",
+                        Level.ERROR,
+                        "deadline leaves no time for the next retry",
+                        delay=format_duration(decision.delay),
+                    )
+                    return TaskResult(TaskStatus.DEADLINE, EXIT_TIMEOUT, self._runs, outcome)
+            self._emit(
+                "retry",
+                Level.INFO,
+                f"retry in {format_duration(decision.delay)}",
+                rule=rule_text,
+                retry=f"{decision.attempt + 1}/{budget}",
+                delay=format_duration(decision.delay),
+            )
+            return decision, budgets
+        if decision.verdict is Verdict.EXHAUSTED:
+            self._emit(
+                "exhausted",
+                Level.ERROR,
+                "retries exhausted",
+                rule=rule_text,
+                retries=decision.attempt,
+                exit_status=status,
+            )
+            return TaskResult(TaskStatus.EXHAUSTED, status, self._runs, outcome)
+        self._emit("permanent", Level.ERROR, "permanent failure", exit_status=status)
+        return TaskResult(TaskStatus.FAILED, status, self._runs, outcome)
+
+    async def _attempt(self) -> Outcome | Interrupt:
+        self._runs += 1
+        attempt = self._streak + 1
+        env = dict(self._environ)
+        env.update(self.spec.env)
+        env["LONGRUN_TASK"] = self.spec.name
+        env["LONGRUN_ATTEMPT"] = str(attempt)
+        env["LONGRUN_RUN"] = str(self._runs)
+        launch = LaunchSpec(
+            argv=self.spec.argv,
+            env=env,
+            cwd=self.spec.cwd,
+            own_group=not self.spec.foreground,
+            stderr_patterns=self.spec.policy.stderr_patterns,
+            stop_signal=self.spec.stop_signal,
+            kill_after=to_seconds(self.spec.kill_after),
+        )
+        try:
+            child = self._spawner.spawn(launch)
+        except SpawnError as exc:
+            return Outcome(exit_code=exc.status, spawn_error=str(exc))
+        self._emit("start", Level.DEBUG, "attempt started", run=self._runs, attempt=attempt,
+                   pid=child.pid)
+        waiter = asyncio.ensure_future(child.wait())
+        timeout = to_seconds(self.spec.timeout) if self.spec.timeout else None
+        reason = await self._race(waiter, timeout)
+        if reason is None:
+            status = waiter.result()
+            return _outcome(status)
+        self._emit(
+            reason,
+            Level.WARNING if reason == "timeout" else Level.ERROR,
+            f"{reason}: sending {signal_name(self.spec.stop_signal)}",
+            pid=child.pid,
+        )
+        killed = await child.stop(
+            self.spec.stop_signal, to_seconds(self.spec.kill_after), self._stop.kill_now
+        )
+        if killed:
+            self._emit("killed", Level.WARNING, "sent KILL after the grace period", pid=child.pid)
+        status = await waiter
+        if reason == "timeout":
+            return Outcome(exit_code=status.code, timed_out=True, stderr_hits=status.stderr_hits)
+        return Interrupt.DEADLINE if reason == "deadline" else Interrupt.STOP
+
+    async def _race(self, waiter: asyncio.Future[ExitStatus], timeout: float | None) -> str | None:
+        """Wait for the attempt; name what ended it first if it was not the command."""
+        limit, reason = self._limit(timeout)
+        contenders: list[asyncio.Future[object]] = [waiter]  # type: ignore[list-item]
+        stop_waiter = asyncio.ensure_future(self._stop.requested.wait())
+        contenders.append(stop_waiter)  # type: ignore[arg-type]
+        timer = asyncio.ensure_future(self._clock.sleep(limit)) if limit is not None else None
+        if timer is not None:
+            contenders.append(timer)  # type: ignore[arg-type]
+        try:
+            await asyncio.wait(contenders, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop_waiter.cancel()
+            if timer is not None:
+                timer.cancel()
+        if waiter.done():
+            return None
+        if self._stop.requested.is_set():
+            return "stop"
+        return reason
+
+    def _limit(self, timeout: float | None) -> tuple[float | None, str]:
+        """The nearer of the attempt's timeout and the task's deadline."""
+        if self._deadline_at is None:
+            return timeout, "timeout"
+        remaining = max(0.0, self._deadline_at - self._clock.now())
+        if timeout is not None and timeout < remaining:
+            return timeout, "timeout"
+        return remaining, "deadline"
+
+    async def _pause(self, seconds: float) -> Interrupt | None:
+        """Sleep, cut short by a stop request or the deadline."""
+        if self._stop.requested.is_set():
+            return Interrupt.STOP
+        limit, reason = self._limit(seconds)
+        if seconds <= 0 and reason != "deadline":
+            return None
+        stop_waiter = asyncio.ensure_future(self._stop.requested.wait())
+        timer = asyncio.ensure_future(self._clock.sleep(limit or 0.0))
+        try:
+            await asyncio.wait([stop_waiter, timer], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop_waiter.cancel()
+            timer.cancel()
+        if self._stop.requested.is_set():
+            return Interrupt.STOP
+        if reason == "deadline":
+            return Interrupt.DEADLINE
+        return None
+
+    def _interrupted(self, interrupt: Interrupt) -> TaskResult:
+        if interrupt is Interrupt.DEADLINE:
+            self._emit("deadline", Level.ERROR, "deadline passed")
+            return TaskResult(TaskStatus.DEADLINE, EXIT_TIMEOUT, self._runs)
+        signum = self._stop.signal or 0
+        self._emit("stopped", Level.INFO, "stopped on request", signal=signal_name(signum))
+        return TaskResult(TaskStatus.STOPPED, 128 + signum, self._runs)
+
+    async def _run_hook(self, command: str, result: TaskResult) -> None:
+        env = dict(self._environ)
+        env.update(self.spec.env)
+        env["LONGRUN_TASK"] = self.spec.name
+        env["LONGRUN_STATUS"] = result.status.value
+        env["LONGRUN_EXIT_STATUS"] = str(result.exit_status)
+        launch = LaunchSpec(argv=("/bin/sh", "-c", command), env=env, cwd=self.spec.cwd)
+        self._emit("hook-start", Level.DEBUG, "running shutdown hook", command=command)
+        try:
+            child = self._spawner.spawn(launch)
+        except SpawnError as exc:
+            self._emit("hook-failed", Level.ERROR, f"shutdown hook failed: {exc}")
+            return
+        waiter = asyncio.ensure_future(child.wait())
+        kill_now = asyncio.ensure_future(self._stop.kill_now.wait())
+        timer = asyncio.ensure_future(self._clock.sleep(to_seconds(self.spec.shutdown_timeout)))
+        try:
+            await asyncio.wait([waiter, kill_now, timer], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            kill_now.cancel()
+            timer.cancel()
+        if not waiter.done():
+            why = "killed on a second stop request" if self._stop.kill_now.is_set() else (
+                f"timed out after {format_duration(self.spec.shutdown_timeout)}"
+            )
+            await child.stop(signal.SIGKILL, 0.0, self._stop.kill_now)
+            await waiter
+            self._emit("hook-failed", Level.ERROR, f"shutdown hook {why}", command=command)
+            return
+        status = waiter.result()
+        if status.code == 0:
+            self._emit("hook-done", Level.DEBUG, "shutdown hook done")
+            return
+        self._emit(
+            "hook-failed",
+            Level.ERROR,
+            f"shutdown hook failed: {_outcome(status).describe()}",
+            command=command,
+        )
+
+    def _emit(self, name: str, level: Level, message: str, **fields: object) -> None:
+        self._sink.emit(Event(name, self.spec.name, level, message, tuple(fields.items())))
+
+
+def _outcome(status: ExitStatus) -> Outcome:
+    return Outcome(exit_code=status.code, signal=status.signal, stderr_hits=status.stderr_hits)
+
+
+def _outcome_fields(outcome: Outcome) -> dict[str, object]:
+    if outcome.timed_out:
+        return {"timeout": True}
+    if outcome.signal is not None:
+        return {"signal": signal_name(outcome.signal)}
+    return {"exit_code": outcome.exit_code}

@@ -1,0 +1,83 @@
+"""The decision after each attempt: success, retry after a delay, permanent or exhausted."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from longrun_cli.policy.backoff import jittered
+from longrun_cli.policy.errors import SpecError
+from longrun_cli.policy.outcome import Outcome
+from longrun_cli.policy.rule import RetryRule
+from longrun_cli.policy.tracker import Budgets
+
+
+class Verdict(Enum):
+    SUCCESS = "success"
+    RETRY = "retry"
+    PERMANENT = "permanent"
+    EXHAUSTED = "exhausted"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """``rule`` is the index of the matching rule; ``attempt`` is 0-based within its streak."""
+
+    verdict: Verdict
+    rule: int | None = None
+    attempt: int = 0
+    delay: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Rules in checking order (SPEC §3), extra success codes and the jitter ratio."""
+
+    rules: tuple[RetryRule, ...] = ()
+    success_codes: frozenset[int] = frozenset()
+    jitter: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.jitter <= 1.0:
+            raise SpecError(f"invalid jitter {self.jitter!r}: must be between 0 and 1")
+
+    @classmethod
+    def build(
+        cls,
+        rules: list[RetryRule],
+        success_codes: frozenset[int] = frozenset(),
+        jitter: float = 0.0,
+    ) -> RetryPolicy:
+        """Order rules timeout → signal → stderr → exit code, keeping the given order within each."""
+        ordered = sorted(rules, key=lambda rule: rule.matcher.kind)
+        return cls(tuple(ordered), success_codes, jitter)
+
+    @property
+    def stderr_patterns(self) -> tuple[str, ...]:
+        """Distinct stderr regexes the process layer must watch for."""
+        seen: dict[str, None] = {}
+        for rule in self.rules:
+            if rule.matcher.stderr is not None:
+                seen[rule.matcher.stderr] = None
+        return tuple(seen)
+
+    def is_success(self, outcome: Outcome) -> bool:
+        if outcome.timed_out or outcome.signal is not None or outcome.spawn_error:
+            return False
+        return outcome.exit_code == 0 or outcome.exit_code in self.success_codes
+
+    def decide(
+        self, budgets: Budgets, outcome: Outcome, uniform01: float = 0.0
+    ) -> tuple[Decision, Budgets]:
+        """Classify ``outcome``; ``uniform01`` is the random sample used for jitter."""
+        if self.is_success(outcome):
+            return Decision(Verdict.SUCCESS), budgets.reset()
+        for index, rule in enumerate(self.rules):
+            if not rule.matcher.matches(outcome):
+                continue
+            attempt, allowed, budgets = budgets.on_failure(index, rule.retries)
+            if not allowed:
+                return Decision(Verdict.EXHAUSTED, index, attempt), budgets
+            delay = jittered(rule.backoff.delay(attempt), self.jitter, uniform01)
+            return Decision(Verdict.RETRY, index, attempt, delay), budgets
+        return Decision(Verdict.PERMANENT), budgets

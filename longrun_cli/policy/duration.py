@@ -1,0 +1,111 @@
+"""Go-style durations as integer nanoseconds: parsing and Go's formatting."""
+
+from __future__ import annotations
+
+from longrun_cli.policy.errors import SpecError
+
+NANOSECOND = 1
+MICROSECOND = 1_000
+MILLISECOND = 1_000_000
+SECOND = 1_000_000_000
+MINUTE = 60 * SECOND
+HOUR = 60 * MINUTE
+# Go's time.Duration is an int64: the longest delay it can express.
+MAX_DURATION = 2**63 - 1
+
+_UNITS = {
+    "ns": NANOSECOND,
+    "us": MICROSECOND,
+    "µs": MICROSECOND,  # noqa: RUF001 - Go accepts both micro signs
+    "μs": MICROSECOND,  # noqa: RUF001
+    "ms": MILLISECOND,
+    "s": SECOND,
+    "m": MINUTE,
+    "h": HOUR,
+}
+_DIGITS = "0123456789"
+
+
+def parse_duration(text: str) -> int:
+    """Parse ``250ms``, ``1m30s``, ``1.5h`` or a bare number of seconds into nanoseconds."""
+    value = text.strip()
+    if not value:
+        raise SpecError(f"invalid duration {text!r}: empty")
+    if value.startswith(("-", "+")):
+        if value.startswith("-") and value.lstrip("-") not in ("0", ""):
+            raise SpecError(f"invalid duration {text!r}: must not be negative")
+        value = value[1:]
+    if _is_number(value):
+        return _scaled(value, SECOND, text)
+    total = 0
+    pos = 0
+    while pos < len(value):
+        start = pos
+        while pos < len(value) and (value[pos] in _DIGITS or value[pos] == "."):
+            pos += 1
+        number = value[start:pos]
+        if not _is_number(number):
+            raise SpecError(f"invalid duration {text!r}: expected a number at {value[start:]!r}")
+        unit_start = pos
+        while pos < len(value) and value[pos] not in _DIGITS and value[pos] != ".":
+            pos += 1
+        unit = value[unit_start:pos]
+        if unit not in _UNITS:
+            hint = "missing unit" if not unit else f"unknown unit {unit!r}"
+            raise SpecError(
+                f"invalid duration {text!r}: {hint} (use ns, us, ms, s, m or h, e.g. 1m30s)"
+            )
+        total += _scaled(number, _UNITS[unit], text)
+        if total > MAX_DURATION:
+            raise SpecError(f"invalid duration {text!r}: too large")
+    return total
+
+
+def _is_number(text: str) -> bool:
+    if not text or text == "." or text.count(".") > 1:
+        return False
+    return all(ch in _DIGITS or ch == "." for ch in text)
+
+
+def _scaled(number: str, unit: int, original: str) -> int:
+    whole, _, frac = number.partition(".")
+    nanos = int(whole or "0") * unit
+    if frac:
+        # Integer arithmetic keeps 0.1s exactly 100ms, as Go does.
+        nanos += int(frac) * unit // 10 ** len(frac)
+    if nanos > MAX_DURATION:
+        raise SpecError(f"invalid duration {original!r}: too large")
+    return nanos
+
+
+def format_duration(nanos: int) -> str:
+    """Format nanoseconds exactly as Go's ``time.Duration.String`` does."""
+    if nanos == 0:
+        return "0s"
+    sign = "-" if nanos < 0 else ""
+    nanos = abs(nanos)
+    if nanos < SECOND:
+        for unit_name, unit in (("ms", MILLISECOND), ("µs", MICROSECOND), ("ns", NANOSECOND)):
+            if nanos >= unit:
+                return sign + _fraction(nanos, unit) + unit_name
+    hours, rest = divmod(nanos, HOUR)
+    minutes, rest = divmod(rest, MINUTE)
+    seconds = _fraction(rest, SECOND) + "s"
+    if hours:
+        return f"{sign}{hours}h{minutes}m{seconds}"
+    if minutes:
+        return f"{sign}{minutes}m{seconds}"
+    return sign + seconds
+
+
+def _fraction(nanos: int, unit: int) -> str:
+    whole, frac = divmod(nanos, unit)
+    if not frac:
+        return str(whole)
+    width = len(str(unit)) - 1
+    return f"{whole}.{str(frac).rjust(width, '0').rstrip('0')}"
+
+
+def to_seconds(nanos: int) -> float:
+    """Nanoseconds as float seconds, the unit asyncio and clocks work in."""
+    return nanos / SECOND

@@ -131,7 +131,9 @@ def cli() -> None:
 @click.option("-v", "--verbose", count=True, help="More logging (repeatable).")
 @click.option("-q", "--quiet", count=True, help="Less logging: -q errors only, -qq nothing.")
 @click.option("--dry-run", is_flag=True, help="Validate, print the resolved plan, exit 0.")
-@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED, metavar="-- COMMAND [ARG...]")
+@click.argument(
+    "command", nargs=-1, required=True, type=click.UNPROCESSED, metavar="-- COMMAND [ARG...]"
+)
 def exec_command(
     command: tuple[str, ...],
     log_format: str,

@@ -96,7 +96,9 @@ def _jitter(text: str) -> float:
     try:
         ratio = float(text)
     except ValueError:
-        raise SpecError(f"--jitter: invalid ratio {text!r}: expected a number from 0 to 1") from None
+        raise SpecError(
+            f"--jitter: invalid ratio {text!r}: expected a number from 0 to 1"
+        ) from None
     if not 0.0 <= ratio <= 1.0:
         raise SpecError(f"--jitter: invalid ratio {text!r}: must be between 0 and 1")
     return ratio

@@ -13,7 +13,12 @@ from typing import IO, Any
 
 from longrun_cli.engine.events import Event, Level
 
-_LEVEL_NAMES = {Level.DEBUG: "debug", Level.INFO: "info", Level.WARNING: "warn", Level.ERROR: "error"}
+_LEVEL_NAMES = {
+    Level.DEBUG: "debug",
+    Level.INFO: "info",
+    Level.WARNING: "warn",
+    Level.ERROR: "error",
+}
 _LEVEL_STYLES = {
     Level.DEBUG: "dim",
     Level.INFO: "cyan",

@@ -37,11 +37,23 @@ async def _session(
 
     def on_stop(signum: int) -> None:
         if stop.request(signum):
-            sink.emit(Event("kill-now", "longrun", Level.WARNING,
-                            f"second {signal_name(signum)}: killing the commands now"))
+            sink.emit(
+                Event(
+                    "kill-now",
+                    "longrun",
+                    Level.WARNING,
+                    f"second {signal_name(signum)}: killing the commands now",
+                )
+            )
         else:
-            sink.emit(Event("stop-requested", "longrun", Level.INFO,
-                            f"received {signal_name(signum)}: stopping gracefully"))
+            sink.emit(
+                Event(
+                    "stop-requested",
+                    "longrun",
+                    Level.INFO,
+                    f"received {signal_name(signum)}: stopping gracefully",
+                )
+            )
 
     def on_forward(signum: int) -> None:
         supervisor.forward(signum)

@@ -136,10 +136,11 @@ class Child:
     async def _exit_within(self, grace: float, kill_now: asyncio.Event) -> bool:
         if kill_now.is_set():
             return not self.running
-        killer = asyncio.ensure_future(kill_now.wait())
+        killer: asyncio.Future[object] = asyncio.ensure_future(kill_now.wait())
         try:
+            exited: asyncio.Future[object] = asyncio.shield(self._exited)
             await asyncio.wait(
-                [asyncio.shield(self._exited), killer],
+                [exited, killer],
                 timeout=grace,
                 return_when=asyncio.FIRST_COMPLETED,
             )
@@ -238,7 +239,9 @@ class Supervisor:
 
     def forward(self, signum: int) -> int:
         """Pass a signal to every running command; returns how many received it."""
-        return sum(1 for child in list(self._children.values()) if child.running and child.send(signum))
+        return sum(
+            1 for child in list(self._children.values()) if child.running and child.send(signum)
+        )
 
     def _reap(self) -> None:
         if self._reap_any:

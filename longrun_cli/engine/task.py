@@ -87,6 +87,7 @@ class Task:
         clock: Clock,
         sink: EventSink,
         stop: StopControl,
+        *,
         uniform01: Callable[[], float] = random.random,
         environ: Mapping[str, str] = os.environ,
     ) -> None:
@@ -227,8 +228,9 @@ class Task:
             child = self._spawner.spawn(launch)
         except SpawnError as exc:
             return Outcome(exit_code=exc.status, spawn_error=str(exc))
-        self._emit("start", Level.DEBUG, "attempt started", run=self._runs, attempt=attempt,
-                   pid=child.pid)
+        self._emit(
+            "start", Level.DEBUG, "attempt started", run=self._runs, attempt=attempt, pid=child.pid
+        )
         waiter = asyncio.ensure_future(child.wait())
         timeout = to_seconds(self.spec.timeout) if self.spec.timeout else None
         reason = await self._race(waiter, timeout)
@@ -331,8 +333,10 @@ class Task:
             kill_now.cancel()
             timer.cancel()
         if not waiter.done():
-            why = "killed on a second stop request" if self._stop.kill_now.is_set() else (
-                f"timed out after {format_duration(self.spec.shutdown_timeout)}"
+            why = (
+                "killed on a second stop request"
+                if self._stop.kill_now.is_set()
+                else (f"timed out after {format_duration(self.spec.shutdown_timeout)}")
             )
             await child.stop(signal.SIGKILL, 0.0, self._stop.kill_now)
             await waiter

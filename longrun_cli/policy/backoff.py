@@ -19,9 +19,13 @@ class Backoff:
 
     def __post_init__(self) -> None:
         if self.initial <= 0:
-            raise SpecError(f"backoff initial delay must be > 0, got {format_duration(self.initial)}")
+            raise SpecError(
+                f"backoff initial delay must be > 0, got {format_duration(self.initial)}"
+            )
         if not (self.multiplier > 0 and math.isfinite(self.multiplier)):
-            raise SpecError(f"backoff multiplier must be a finite number > 0, got {self.multiplier}")
+            raise SpecError(
+                f"backoff multiplier must be a finite number > 0, got {self.multiplier}"
+            )
         if self.max_delay < 0:
             raise SpecError("backoff max delay must not be negative")
         if 0 < self.max_delay < self.initial:

@@ -48,7 +48,7 @@ class RetryPolicy:
         success_codes: frozenset[int] = frozenset(),
         jitter: float = 0.0,
     ) -> RetryPolicy:
-        """Order rules timeout → signal → stderr → exit code, keeping the given order within each."""
+        """Order rules timeout → signal → stderr → exit code, keeping the order within each."""
         ordered = sorted(rules, key=lambda rule: rule.matcher.kind)
         return cls(tuple(ordered), success_codes, jitter)
 

@@ -16,8 +16,8 @@ MAX_DURATION = 2**63 - 1
 _UNITS = {
     "ns": NANOSECOND,
     "us": MICROSECOND,
-    "µs": MICROSECOND,  # noqa: RUF001 - Go accepts both micro signs
-    "μs": MICROSECOND,  # noqa: RUF001
+    "µs": MICROSECOND,
+    "μs": MICROSECOND,
     "ms": MILLISECOND,
     "s": SECOND,
     "m": MINUTE,

@@ -12,7 +12,7 @@ _MAX_SIGNAL = signal.SIGRTMAX if hasattr(signal, "SIGRTMAX") else 64
 def parse_signal(text: str) -> int:
     """Signal number for a name with or without ``SIG`` (any case) or a number."""
     value = text.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
         number = int(value)
         if 1 <= number <= _MAX_SIGNAL:
             return number
@@ -28,7 +28,7 @@ def parse_signal(text: str) -> int:
 
 def parse_signal_list(text: str) -> list[int]:
     """``KILL,SEGV`` → ``[9, 11]``, duplicates dropped, order kept."""
-    parts = [part for part in text.split(",")]
+    parts = text.split(",")
     if not text.strip() or any(not part.strip() for part in parts):
         raise SpecError(f"invalid signal list {text!r}: empty entry")
     numbers: list[int] = []

@@ -1,0 +1,117 @@
+"""A virtual-time clock and scripted processes, so engine tests never sleep."""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from longrun_cli.engine.process import ExitStatus, LaunchSpec, SpawnError
+
+
+class FakeClock:
+    """Virtual time: when every coroutine is waiting, jump to the earliest sleeper."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._seq = itertools.count()
+        self._driver: asyncio.Task[None] | None = None
+
+    def now(self) -> float:
+        return self.t
+
+    async def sleep(self, seconds: float) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._sleepers, (self.t + max(0.0, seconds), next(self._seq), future))
+        if self._driver is None or self._driver.done():
+            self._driver = asyncio.ensure_future(self._drive())
+        await future
+
+    async def _drive(self) -> None:
+        while self._sleepers:
+            for _ in range(50):  # let every runnable coroutine reach its next wait
+                await asyncio.sleep(0)
+            while self._sleepers and self._sleepers[0][2].done():
+                heapq.heappop(self._sleepers)  # cancelled sleeper
+            if not self._sleepers:
+                return
+            wake, _, future = heapq.heappop(self._sleepers)
+            self.t = max(self.t, wake)
+            future.set_result(None)
+
+
+@dataclass
+class Script:
+    """One scripted attempt: how long it runs and how it ends."""
+
+    duration: float = 0.0
+    code: int | None = 0
+    signal: int | None = None
+    stderr_hits: frozenset[str] = frozenset()
+    spawn_error: int | None = None  # 126 or 127: the command cannot start
+
+
+@dataclass
+class FakeChild:
+    clock: FakeClock
+    script: Script
+    pid: int
+    stopped_with: list[int] = field(default_factory=list)
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def wait(self) -> ExitStatus:
+        sleeper = asyncio.ensure_future(self.clock.sleep(self.script.duration))
+        stopper = asyncio.ensure_future(self._stop.wait())
+        await asyncio.wait([sleeper, stopper], return_when=asyncio.FIRST_COMPLETED)
+        sleeper.cancel()
+        stopper.cancel()
+        if self._stop.is_set():
+            return ExitStatus(None, self.stopped_with[0], self.script.stderr_hits)
+        return ExitStatus(self.script.code, self.script.signal, self.script.stderr_hits)
+
+    async def stop(self, signum: int, grace: float, kill_now: asyncio.Event) -> bool:
+        self.stopped_with.append(signum)
+        self._stop.set()
+        return False
+
+
+class FakeSpawner:
+    """Hands out scripted attempts in order and records when and how each started."""
+
+    def __init__(
+        self, clock: FakeClock, scripts: Iterable[Script], hook: Script | None = None
+    ) -> None:
+        self.clock = clock
+        self._scripts = iter(scripts)
+        self._hook = hook or Script()
+        self.launches: list[LaunchSpec] = []
+        self.start_times: list[float] = []
+        self.children: list[FakeChild] = []
+
+    def spawn(self, spec: LaunchSpec) -> FakeChild:
+        script = self._hook if _is_hook(spec) else next(self._scripts, Script())
+        self.launches.append(spec)
+        self.start_times.append(self.clock.now())
+        if script.spawn_error is not None:
+            raise SpawnError("command not found: fake", script.spawn_error)
+        child = FakeChild(self.clock, script, pid=1000 + len(self.launches))
+        self.children.append(child)
+        return child
+
+    @property
+    def task_launches(self) -> list[LaunchSpec]:
+        """Launches of the command itself, not of shutdown hooks."""
+        return [spec for spec in self.launches if not _is_hook(spec)]
+
+    @property
+    def task_start_times(self) -> list[float]:
+        return [
+            t for t, spec in zip(self.start_times, self.launches, strict=True) if not _is_hook(spec)
+        ]
+
+
+def _is_hook(spec: LaunchSpec) -> bool:
+    return "LONGRUN_STATUS" in spec.env

@@ -1,0 +1,59 @@
+"""Helpers for running the real longrun against real child processes."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+LONGRUN = [sys.executable, "-m", "longrun_cli"]
+
+
+def longrun(*args: str, **kwargs: object) -> subprocess.CompletedProcess[bytes]:
+    kwargs.setdefault("capture_output", True)
+    kwargs.setdefault("timeout", 60)
+    return subprocess.run([*LONGRUN, *args], check=False, **kwargs)  # type: ignore[call-overload,no-any-return]
+
+
+def start(*args: str, **kwargs: object) -> subprocess.Popen[bytes]:
+    kwargs.setdefault("stdout", subprocess.PIPE)
+    kwargs.setdefault("stderr", subprocess.PIPE)
+    return subprocess.Popen([*LONGRUN, *args], **kwargs)  # type: ignore[call-overload,no-any-return]
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.02)
+
+
+def alive(pid: int) -> bool:
+    """True while pid exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def read_pids(path: Path) -> list[int]:
+    return [int(line) for line in path.read_text().split()] if path.exists() else []
+
+
+@pytest.fixture
+def reap_strays() -> Iterator[list[int]]:
+    """Pids a test started indirectly; killed at teardown so a failure leaves nothing."""
+    pids: list[int] = []
+    yield pids
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)

@@ -8,7 +8,6 @@ from typing import Any
 import click
 
 from longrun_cli import __version__
-from longrun_cli.cli.options import ExecOptions, build_task_spec
 from longrun_cli.policy.errors import SpecError
 from longrun_cli.policy.status import EXIT_USAGE
 
@@ -143,6 +142,7 @@ def exec_command(
     **raw: Any,
 ) -> int:
     """Run COMMAND as a supervised task (no shell: argv is executed directly)."""
+    from longrun_cli.cli.options import ExecOptions, build_task_spec
     from longrun_cli.cli.render import LogRenderer, threshold
 
     renderer = LogRenderer(log_format, threshold(verbose, quiet))

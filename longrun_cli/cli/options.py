@@ -4,28 +4,21 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
 from longrun_cli.policy.decision import RetryPolicy
 from longrun_cli.policy.duration import parse_duration
 from longrun_cli.policy.errors import SpecError
-from longrun_cli.policy.rule import RetryRule
 from longrun_cli.policy.signals import parse_signal
-from longrun_cli.policy.spec import (
-    parse_codes,
-    parse_exit_code_rule,
-    parse_signal_rule,
-    parse_stderr_rule,
-    parse_timeout_rule,
-)
 from longrun_cli.policy.taskspec import TaskSpec
+
+if TYPE_CHECKING:
+    from longrun_cli.policy.rule import RetryRule
 
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True)
-class ExecOptions:
+class ExecOptions(NamedTuple):
     """``longrun exec`` options exactly as typed, before any parsing."""
 
     command: Sequence[str]
@@ -50,19 +43,7 @@ class ExecOptions:
 def build_task_spec(options: ExecOptions) -> TaskSpec:
     if not options.command or not options.command[0]:
         raise SpecError("missing COMMAND (usage: longrun exec [OPTIONS] -- COMMAND [ARG...])")
-    rules: list[RetryRule] = []
-    for spec in options.retry_exit_code:
-        rules += parse_exit_code_rule(spec)
-    for spec in options.retry_stderr:
-        rules.append(parse_stderr_rule(spec))
-    for spec in options.retry_signal:
-        rules += parse_signal_rule(spec)
-    if options.retry_timeout is not None:
-        rules.append(parse_timeout_rule(options.retry_timeout))
-    success: set[int] = set()
-    for codes in options.success_exit_code:
-        success |= _named("--success-exit-code", codes, parse_codes)
-    policy = RetryPolicy.build(rules, frozenset(success), _jitter(options.jitter))
+    policy = _policy(options) if _has_policy(options) else RetryPolicy()
     return TaskSpec(
         name=options.name if options.name is not None else os.path.basename(options.command[0]),
         argv=tuple(options.command),
@@ -77,6 +58,42 @@ def build_task_spec(options: ExecOptions) -> TaskSpec:
         shutdown_timeout=_named("--shutdown-timeout", options.shutdown_timeout, parse_duration),
         foreground=options.foreground,
     )
+
+
+def _has_policy(options: ExecOptions) -> bool:
+    return bool(
+        options.retry_exit_code
+        or options.retry_stderr
+        or options.retry_signal
+        or options.retry_timeout is not None
+        or options.success_exit_code
+        or options.jitter.strip() not in ("0", "")
+    )
+
+
+def _policy(options: ExecOptions) -> RetryPolicy:
+    # The spec parsers are imported only when a rule is given: start-up matters.
+    from longrun_cli.policy.spec import (
+        parse_codes,
+        parse_exit_code_rule,
+        parse_signal_rule,
+        parse_stderr_rule,
+        parse_timeout_rule,
+    )
+
+    rules: list[RetryRule] = []
+    for spec in options.retry_exit_code:
+        rules += parse_exit_code_rule(spec)
+    for spec in options.retry_stderr:
+        rules.append(parse_stderr_rule(spec))
+    for spec in options.retry_signal:
+        rules += parse_signal_rule(spec)
+    if options.retry_timeout is not None:
+        rules.append(parse_timeout_rule(options.retry_timeout))
+    success: set[int] = set()
+    for codes in options.success_exit_code:
+        success |= _named("--success-exit-code", codes, parse_codes)
+    return RetryPolicy.build(rules, frozenset(success), _jitter(options.jitter))
 
 
 def _named(option: str, value: str, parse: Callable[[str], T]) -> T:

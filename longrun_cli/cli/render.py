@@ -5,7 +5,6 @@ rich is imported only for a colour terminal, so plain runs start fast.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -71,6 +70,8 @@ class LogRenderer:
     def error(self, message: str) -> None:
         """longrun's own failure (bad usage): always shown, one line."""
         if self._format == "json":
+            import json
+
             self._write(json.dumps({"level": "error", "event": "usage", "msg": message}) + "\n")
         else:
             self._write(f"longrun: error: {message}\n")
@@ -88,6 +89,8 @@ class LogRenderer:
         return " ".join(parts)
 
     def _json(self, event: Event) -> str:
+        import json
+
         record: dict[str, object] = {
             "time": _timestamp(),
             "level": _LEVEL_NAMES[event.level],
@@ -127,7 +130,8 @@ def _logfmt(value: object) -> str:
     text = str(value).lower() if isinstance(value, bool) else str(value)
     if text and not any(ch in text for ch in ' "=\\') and text.isprintable():
         return text
-    return json.dumps(text, ensure_ascii=False)
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return '"' + escaped + '"'
 
 
 def _timestamp() -> str:

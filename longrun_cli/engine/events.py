@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import Enum
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 
 class Level(Enum):
@@ -14,8 +13,7 @@ class Level(Enum):
     ERROR = 40
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
+class Event(NamedTuple):
     """One log-worthy moment; ``fields`` keep their order for key=value output."""
 
     name: str

@@ -15,8 +15,7 @@ import signal
 import subprocess
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 # Matching looks at whole lines; a line longer than this is searched in windows
 # overlapping by _OVERLAP bytes, so memory stays bounded whatever the child prints.
@@ -49,8 +48,7 @@ class SpawnError(Exception):
         self.status = status
 
 
-@dataclass(frozen=True, slots=True)
-class LaunchSpec:
+class LaunchSpec(NamedTuple):
     """How to start one attempt; ``own_group=False`` is ``--foreground``."""
 
     argv: Sequence[str]
@@ -62,13 +60,12 @@ class LaunchSpec:
     kill_after: float = 10.0
 
 
-@dataclass(frozen=True, slots=True)
-class ExitStatus:
+class ExitStatus(NamedTuple):
     """How a process ended: an exit code or the signal that killed it."""
 
     code: int | None
     signal: int | None
-    stderr_hits: frozenset[str] = field(default_factory=frozenset)
+    stderr_hits: frozenset[str] = frozenset()
 
     @classmethod
     def from_wait_status(cls, status: int) -> ExitStatus:
@@ -92,6 +89,10 @@ class Child:
     def target(self) -> str:
         """What the sentinel kills: the whole group, or just the pid in foreground mode."""
         return f"-{self.pid}" if self.own_group else str(self.pid)
+
+    @property
+    def exited(self) -> asyncio.Future[int]:
+        return self._exited
 
     @property
     def running(self) -> bool:
@@ -121,7 +122,7 @@ class Child:
         result = ExitStatus.from_wait_status(status)
         return ExitStatus(result.code, result.signal, hits)
 
-    async def stop(self, signum: int, grace: float, kill_now: asyncio.Event) -> bool:
+    async def stop(self, signum: int, grace: float, kill_now: asyncio.Future[None]) -> bool:
         """Stop signal, then SIGKILL after ``grace`` seconds or as soon as ``kill_now`` is set.
 
         Returns True when SIGKILL was needed.
@@ -133,19 +134,10 @@ class Child:
         await asyncio.shield(self._exited)
         return True
 
-    async def _exit_within(self, grace: float, kill_now: asyncio.Event) -> bool:
-        if kill_now.is_set():
-            return not self.running
-        killer: asyncio.Future[object] = asyncio.ensure_future(kill_now.wait())
-        try:
-            exited: asyncio.Future[object] = asyncio.shield(self._exited)
-            await asyncio.wait(
-                [exited, killer],
-                timeout=grace,
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-        finally:
-            killer.cancel()
+    async def _exit_within(self, grace: float, kill_now: asyncio.Future[None]) -> bool:
+        if not kill_now.done():
+            contenders: list[asyncio.Future[Any]] = [self._exited, kill_now]
+            await asyncio.wait(contenders, timeout=grace, return_when=asyncio.FIRST_COMPLETED)
         return not self.running
 
     async def _sweep_group(self) -> None:

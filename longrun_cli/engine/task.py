@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-import random
 import signal
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from enum import Enum
-from typing import Protocol
+from typing import Any, NamedTuple, Protocol
 
 from longrun_cli.engine.clock import Clock
 from longrun_cli.engine.events import Event, EventSink, Level
@@ -29,9 +27,14 @@ from longrun_cli.policy.tracker import Budgets
 class ChildProcess(Protocol):
     pid: int
 
+    @property
+    def exited(self) -> asyncio.Future[int]:
+        """Done once the leader has exited (its streams may still be draining)."""
+        ...
+
     async def wait(self) -> ExitStatus: ...
 
-    async def stop(self, signum: int, grace: float, kill_now: asyncio.Event) -> bool: ...
+    async def stop(self, signum: int, grace: float, kill_now: asyncio.Future[None]) -> bool: ...
 
 
 class Spawner(Protocol):
@@ -39,20 +42,30 @@ class Spawner(Protocol):
 
 
 class StopControl:
-    """A stop requested from outside (a signal), and the request to stop waiting for it."""
+    """A stop requested from outside (a signal), and the request to stop waiting for it.
+
+    Futures rather than Events: asyncio.wait takes them directly, so waiting on a
+    stop costs no extra task per attempt.
+    """
 
     def __init__(self) -> None:
-        self.requested = asyncio.Event()
-        self.kill_now = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        self.requested: asyncio.Future[None] = loop.create_future()
+        self.kill_now: asyncio.Future[None] = loop.create_future()
         self.signal: int | None = None
+
+    @property
+    def is_requested(self) -> bool:
+        return self.requested.done()
 
     def request(self, signum: int) -> bool:
         """Record a stop; a second request returns True: skip the grace period."""
-        if self.requested.is_set():
-            self.kill_now.set()
+        if self.requested.done():
+            if not self.kill_now.done():
+                self.kill_now.set_result(None)
             return True
         self.signal = signum
-        self.requested.set()
+        self.requested.set_result(None)
         return False
 
 
@@ -69,8 +82,7 @@ class TaskStatus(Enum):
     STOPPED = "stopped"
 
 
-@dataclass(frozen=True, slots=True)
-class TaskResult:
+class TaskResult(NamedTuple):
     status: TaskStatus
     exit_status: int
     runs: int
@@ -88,7 +100,7 @@ class Task:
         sink: EventSink,
         stop: StopControl,
         *,
-        uniform01: Callable[[], float] = random.random,
+        uniform01: Callable[[], float] | None = None,
         environ: Mapping[str, str] = os.environ,
     ) -> None:
         self.spec = spec
@@ -96,8 +108,8 @@ class Task:
         self._clock = clock
         self._sink = sink
         self._stop = stop
-        self._uniform01 = uniform01
-        self._environ = environ
+        self._uniform01 = uniform01 or _random_sample
+        self._base_env = {**environ, **spec.env, "LONGRUN_TASK": spec.name}
         self._deadline_at: float | None = None
         self._runs = 0
         self._streak = 0
@@ -135,7 +147,8 @@ class Task:
             outcome = await self._attempt()
             if isinstance(outcome, Interrupt):
                 return self._interrupted(outcome)
-            decision, budgets = self.spec.policy.decide(budgets, outcome, self._uniform01())
+            sample = self._uniform01() if self.spec.policy.jitter else 0.0
+            decision, budgets = self.spec.policy.decide(budgets, outcome, sample)
             if decision.verdict is not Verdict.SUCCESS:
                 return self._on_failure(outcome, decision, budgets)
             self._streak = 0
@@ -210,9 +223,7 @@ class Task:
     async def _attempt(self) -> Outcome | Interrupt:
         self._runs += 1
         attempt = self._streak + 1
-        env = dict(self._environ)
-        env.update(self.spec.env)
-        env["LONGRUN_TASK"] = self.spec.name
+        env = self._base_env.copy()
         env["LONGRUN_ATTEMPT"] = str(attempt)
         env["LONGRUN_RUN"] = str(self._runs)
         launch = LaunchSpec(
@@ -231,12 +242,10 @@ class Task:
         self._emit(
             "start", Level.DEBUG, "attempt started", run=self._runs, attempt=attempt, pid=child.pid
         )
-        waiter = asyncio.ensure_future(child.wait())
         timeout = to_seconds(self.spec.timeout) if self.spec.timeout else None
-        reason = await self._race(waiter, timeout)
+        reason = await self._race(child.exited, timeout)
         if reason is None:
-            status = waiter.result()
-            return _outcome(status)
+            return _outcome(await child.wait())
         self._emit(
             reason,
             Level.WARNING if reason == "timeout" else Level.ERROR,
@@ -248,29 +257,26 @@ class Task:
         )
         if killed:
             self._emit("killed", Level.WARNING, "sent KILL after the grace period", pid=child.pid)
-        status = await waiter
+        status = await child.wait()
         if reason == "timeout":
             return Outcome(exit_code=status.code, timed_out=True, stderr_hits=status.stderr_hits)
         return Interrupt.DEADLINE if reason == "deadline" else Interrupt.STOP
 
-    async def _race(self, waiter: asyncio.Future[ExitStatus], timeout: float | None) -> str | None:
-        """Wait for the attempt; name what ended it first if it was not the command."""
+    async def _race(self, exited: asyncio.Future[int], timeout: float | None) -> str | None:
+        """Wait for the command to exit; name what came first if it was not the command."""
         limit, reason = self._limit(timeout)
-        contenders: list[asyncio.Future[object]] = [waiter]  # type: ignore[list-item]
-        stop_waiter = asyncio.ensure_future(self._stop.requested.wait())
-        contenders.append(stop_waiter)  # type: ignore[arg-type]
+        contenders: list[asyncio.Future[Any]] = [exited, self._stop.requested]
         timer = asyncio.ensure_future(self._clock.sleep(limit)) if limit is not None else None
         if timer is not None:
-            contenders.append(timer)  # type: ignore[arg-type]
+            contenders.append(timer)
         try:
             await asyncio.wait(contenders, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            stop_waiter.cancel()
             if timer is not None:
                 timer.cancel()
-        if waiter.done():
+        if exited.done():
             return None
-        if self._stop.requested.is_set():
+        if self._stop.is_requested:
             return "stop"
         return reason
 
@@ -285,19 +291,17 @@ class Task:
 
     async def _pause(self, seconds: float) -> Interrupt | None:
         """Sleep, cut short by a stop request or the deadline."""
-        if self._stop.requested.is_set():
+        if self._stop.is_requested:
             return Interrupt.STOP
         limit, reason = self._limit(seconds)
         if seconds <= 0 and reason != "deadline":
             return None
-        stop_waiter = asyncio.ensure_future(self._stop.requested.wait())
         timer = asyncio.ensure_future(self._clock.sleep(limit or 0.0))
         try:
-            await asyncio.wait([stop_waiter, timer], return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait([self._stop.requested, timer], return_when=asyncio.FIRST_COMPLETED)
         finally:
-            stop_waiter.cancel()
             timer.cancel()
-        if self._stop.requested.is_set():
+        if self._stop.is_requested:
             return Interrupt.STOP
         if reason == "deadline":
             return Interrupt.DEADLINE
@@ -312,9 +316,7 @@ class Task:
         return TaskResult(TaskStatus.STOPPED, 128 + signum, self._runs)
 
     async def _run_hook(self, command: str, result: TaskResult) -> None:
-        env = dict(self._environ)
-        env.update(self.spec.env)
-        env["LONGRUN_TASK"] = self.spec.name
+        env = self._base_env.copy()
         env["LONGRUN_STATUS"] = result.status.value
         env["LONGRUN_EXIT_STATUS"] = str(result.exit_status)
         launch = LaunchSpec(argv=("/bin/sh", "-c", command), env=env, cwd=self.spec.cwd)
@@ -325,17 +327,16 @@ class Task:
             self._emit("hook-failed", Level.ERROR, f"shutdown hook failed: {exc}")
             return
         waiter = asyncio.ensure_future(child.wait())
-        kill_now = asyncio.ensure_future(self._stop.kill_now.wait())
         timer = asyncio.ensure_future(self._clock.sleep(to_seconds(self.spec.shutdown_timeout)))
         try:
-            await asyncio.wait([waiter, kill_now, timer], return_when=asyncio.FIRST_COMPLETED)
+            contenders: list[asyncio.Future[Any]] = [waiter, self._stop.kill_now, timer]
+            await asyncio.wait(contenders, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            kill_now.cancel()
             timer.cancel()
         if not waiter.done():
             why = (
                 "killed on a second stop request"
-                if self._stop.kill_now.is_set()
+                if self._stop.kill_now.done()
                 else (f"timed out after {format_duration(self.spec.shutdown_timeout)}")
             )
             await child.stop(signal.SIGKILL, 0.0, self._stop.kill_now)
@@ -355,6 +356,13 @@ class Task:
 
     def _emit(self, name: str, level: Level, message: str, **fields: object) -> None:
         self._sink.emit(Event(name, self.spec.name, level, message, tuple(fields.items())))
+
+
+def _random_sample() -> float:
+    # Imported on first use: most tasks never draw (jitter 0) and start-up matters.
+    import random
+
+    return random.random()
 
 
 def _outcome(status: ExitStatus) -> Outcome:

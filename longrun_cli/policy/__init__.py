@@ -1,18 +1,32 @@
 """The pure policy core: durations, backoff, matchers, rules, budgets and the decision.
 
 No IO, no asyncio, no clock or randomness of its own: callers pass values in.
+Names are re-exported lazily so that importing one module does not load them all.
 """
 
-from longrun_cli.policy.backoff import Backoff, backoff_delay, jittered
-from longrun_cli.policy.decision import Decision, RetryPolicy, Verdict
-from longrun_cli.policy.duration import format_duration, parse_duration
-from longrun_cli.policy.errors import SpecError
-from longrun_cli.policy.matcher import Matcher, MatchKind
-from longrun_cli.policy.outcome import Outcome
-from longrun_cli.policy.rule import RetryRule
-from longrun_cli.policy.status import exit_status
-from longrun_cli.policy.taskspec import TaskSpec
-from longrun_cli.policy.tracker import Budgets
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_HOMES = {
+    "Backoff": "backoff",
+    "backoff_delay": "backoff",
+    "jittered": "backoff",
+    "Decision": "decision",
+    "RetryPolicy": "decision",
+    "Verdict": "decision",
+    "format_duration": "duration",
+    "parse_duration": "duration",
+    "SpecError": "errors",
+    "Matcher": "matcher",
+    "MatchKind": "matcher",
+    "Outcome": "outcome",
+    "RetryRule": "rule",
+    "exit_status": "status",
+    "TaskSpec": "taskspec",
+    "Budgets": "tracker",
+}
 
 __all__ = [
     "Backoff",
@@ -32,3 +46,10 @@ __all__ = [
     "jittered",
     "parse_duration",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{home}"), name)

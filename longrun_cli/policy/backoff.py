@@ -9,7 +9,7 @@ from longrun_cli.policy.duration import MAX_DURATION, SECOND, format_duration
 from longrun_cli.policy.errors import SpecError
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Backoff:
     """One rule's backoff curve; all durations in nanoseconds, ``max_delay == 0`` means no cap."""
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from typing import TYPE_CHECKING, NamedTuple
 
-from longrun_cli.policy.backoff import jittered
 from longrun_cli.policy.errors import SpecError
-from longrun_cli.policy.outcome import Outcome
-from longrun_cli.policy.rule import RetryRule
 from longrun_cli.policy.tracker import Budgets
+
+if TYPE_CHECKING:
+    from longrun_cli.policy.outcome import Outcome
+    from longrun_cli.policy.rule import RetryRule
 
 
 class Verdict(Enum):
@@ -19,8 +21,7 @@ class Verdict(Enum):
     EXHAUSTED = "exhausted"
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(NamedTuple):
     """``rule`` is the index of the matching rule; ``attempt`` is 0-based within its streak."""
 
     verdict: Verdict
@@ -29,7 +30,7 @@ class Decision:
     delay: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class RetryPolicy:
     """Rules in checking order (SPEC §3), extra success codes and the jitter ratio."""
 
@@ -78,6 +79,10 @@ class RetryPolicy:
             attempt, allowed, budgets = budgets.on_failure(index, rule.retries)
             if not allowed:
                 return Decision(Verdict.EXHAUSTED, index, attempt), budgets
-            delay = jittered(rule.backoff.delay(attempt), self.jitter, uniform01)
+            delay = rule.backoff.delay(attempt)
+            if self.jitter:
+                from longrun_cli.policy.backoff import jittered
+
+                delay = jittered(delay, self.jitter, uniform01)
             return Decision(Verdict.RETRY, index, attempt, delay), budgets
         return Decision(Verdict.PERMANENT), budgets

@@ -20,7 +20,7 @@ class MatchKind(IntEnum):
     EXIT_CODE = 3
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Matcher:
     """Conditions a failed attempt must all meet; unset conditions are ignored."""
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(NamedTuple):
     """The observable result of one invocation of the command.
 
     ``signal`` is set only for a signal longrun did not send itself (e.g. KILL from

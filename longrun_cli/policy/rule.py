@@ -11,7 +11,7 @@ from longrun_cli.policy.matcher import Matcher
 DEFAULT_RETRIES = 3
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class RetryRule:
     """``retries is None`` means unlimited consecutive retries."""
 

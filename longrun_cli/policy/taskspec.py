@@ -11,7 +11,7 @@ from longrun_cli.policy.duration import SECOND, format_duration
 from longrun_cli.policy.errors import SpecError
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class TaskSpec:
     """Durations are nanoseconds; ``None`` means "not set" (one-shot, no timeout, …)."""
 

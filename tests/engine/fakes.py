@@ -6,7 +6,7 @@ import asyncio
 import heapq
 import itertools
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from longrun_cli.engine.process import ExitStatus, LaunchSpec, SpawnError
 
@@ -54,27 +54,37 @@ class Script:
     spawn_error: int | None = None  # 126 or 127: the command cannot start
 
 
-@dataclass
 class FakeChild:
-    clock: FakeClock
-    script: Script
-    pid: int
-    stopped_with: list[int] = field(default_factory=list)
-    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+    """Runs for its script's duration in virtual time unless stopped first."""
+
+    def __init__(self, clock: FakeClock, script: Script, pid: int) -> None:
+        self.clock = clock
+        self.script = script
+        self.pid = pid
+        self.stopped_with: list[int] = []
+        self._exited: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._runner = asyncio.ensure_future(self._run())
+
+    @property
+    def exited(self) -> asyncio.Future[int]:
+        return self._exited
+
+    async def _run(self) -> None:
+        await self.clock.sleep(self.script.duration)
+        if not self._exited.done():
+            self._exited.set_result(0)
 
     async def wait(self) -> ExitStatus:
-        sleeper = asyncio.ensure_future(self.clock.sleep(self.script.duration))
-        stopper = asyncio.ensure_future(self._stop.wait())
-        await asyncio.wait([sleeper, stopper], return_when=asyncio.FIRST_COMPLETED)
-        sleeper.cancel()
-        stopper.cancel()
-        if self._stop.is_set():
+        await self._exited
+        if self.stopped_with:
             return ExitStatus(None, self.stopped_with[0], self.script.stderr_hits)
         return ExitStatus(self.script.code, self.script.signal, self.script.stderr_hits)
 
-    async def stop(self, signum: int, grace: float, kill_now: asyncio.Event) -> bool:
+    async def stop(self, signum: int, grace: float, kill_now: asyncio.Future[None]) -> bool:
         self.stopped_with.append(signum)
-        self._stop.set()
+        self._runner.cancel()
+        if not self._exited.done():
+            self._exited.set_result(0)
         return False
 
 

@@ -8,7 +8,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from longrun_cli.engine.events import Event, EventSink, Level
-from longrun_cli.engine.process import Supervisor
+from longrun_cli.engine.process import SignalRouter, Supervisor
 from longrun_cli.engine.task import StopControl
 from longrun_cli.policy.signals import forwarded_signals, signal_name, stop_signals
 
@@ -30,7 +30,6 @@ async def _session(
     sink: EventSink,
     forward_winch: bool,
 ) -> tuple[R, int | None]:
-    loop = asyncio.get_running_loop()
     supervisor = Supervisor()
     supervisor.install()
     stop = StopControl()
@@ -55,22 +54,15 @@ async def _session(
                 )
             )
 
-    def on_forward(signum: int) -> None:
-        supervisor.forward(signum)
-
-    installed: list[int] = []
+    router = SignalRouter()
     for signum in stop_signals():
-        loop.add_signal_handler(signum, on_stop, signum)
-        installed.append(signum)
+        router.route(signum, on_stop)
     for signum in forwarded_signals():
-        if signum == signal.SIGWINCH and not forward_winch:
-            continue
-        loop.add_signal_handler(signum, on_forward, signum)
-        installed.append(signum)
+        if signum != signal.SIGWINCH or forward_winch:
+            router.route(signum, supervisor.forward)
     try:
         result = await work(supervisor, stop)
     finally:
+        router.close()
         supervisor.close()
-        for signum in installed:
-            loop.remove_signal_handler(signum)
     return result, stop.signal

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -30,17 +29,30 @@ class Decision(NamedTuple):
     delay: int = 0
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Rules in checking order (SPEC §3), extra success codes and the jitter ratio."""
+class _RetryPolicyFields(NamedTuple):
+    rules: tuple[RetryRule, ...]
+    success_codes: frozenset[int]
+    jitter: float
 
-    rules: tuple[RetryRule, ...] = ()
-    success_codes: frozenset[int] = frozenset()
-    jitter: float = 0.0
 
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.jitter <= 1.0:
-            raise SpecError(f"invalid jitter {self.jitter!r}: must be between 0 and 1")
+class RetryPolicy(_RetryPolicyFields):
+    """Rules in checking order (SPEC §3), extra success codes and the jitter ratio.
+
+    Immutable and validated when built; a NamedTuple because start-up builds one
+    every time (see TaskSpec).
+    """
+
+    __slots__ = ()
+
+    def __new__(
+        cls,
+        rules: tuple[RetryRule, ...] = (),
+        success_codes: frozenset[int] = frozenset(),
+        jitter: float = 0.0,
+    ) -> RetryPolicy:
+        if not 0.0 <= jitter <= 1.0:
+            raise SpecError(f"invalid jitter {jitter!r}: must be between 0 and 1")
+        return super().__new__(cls, rules, success_codes, jitter)
 
     @classmethod
     def build(

@@ -4,33 +4,82 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import NamedTuple
 
 from longrun_cli.policy.decision import RetryPolicy
 from longrun_cli.policy.duration import SECOND, format_duration
 from longrun_cli.policy.errors import SpecError
 
+_NO_ENV: Mapping[str, str] = MappingProxyType({})
+_NO_RULES = RetryPolicy()
 
-@dataclass(frozen=True)
-class TaskSpec:
-    """Durations are nanoseconds; ``None`` means "not set" (one-shot, no timeout, …)."""
 
+class _TaskSpecFields(NamedTuple):
     name: str
     argv: tuple[str, ...]
-    policy: RetryPolicy = field(default_factory=RetryPolicy)
-    interval: int | None = None
-    delay: int = 0
-    timeout: int | None = None
-    deadline: int | None = None
-    stop_signal: int = signal.SIGTERM
-    kill_after: int = 10 * SECOND
-    shutdown: str | None = None
-    shutdown_timeout: int = 30 * SECOND
-    foreground: bool = False
-    env: Mapping[str, str] = field(default_factory=dict)
-    cwd: str | None = None
+    policy: RetryPolicy
+    interval: int | None
+    delay: int
+    timeout: int | None
+    deadline: int | None
+    stop_signal: int
+    kill_after: int
+    shutdown: str | None
+    shutdown_timeout: int
+    foreground: bool
+    env: Mapping[str, str]
+    cwd: str | None
 
-    def __post_init__(self) -> None:
+
+class TaskSpec(_TaskSpecFields):
+    """Durations are nanoseconds; ``None`` means "not set" (one-shot, no timeout, …).
+
+    An immutable value validated when built. A NamedTuple rather than a frozen
+    dataclass because it is created on every start-up, where a dataclass costs
+    milliseconds of code generation.
+    """
+
+    __slots__ = ()
+
+    def __new__(
+        cls,
+        name: str,
+        argv: tuple[str, ...],
+        policy: RetryPolicy = _NO_RULES,
+        interval: int | None = None,
+        delay: int = 0,
+        timeout: int | None = None,
+        deadline: int | None = None,
+        stop_signal: int = signal.SIGTERM,
+        kill_after: int = 10 * SECOND,
+        shutdown: str | None = None,
+        shutdown_timeout: int = 30 * SECOND,
+        foreground: bool = False,
+        env: Mapping[str, str] = _NO_ENV,
+        cwd: str | None = None,
+    ) -> TaskSpec:
+        spec = super().__new__(
+            cls,
+            name,
+            argv,
+            policy,
+            interval,
+            delay,
+            timeout,
+            deadline,
+            stop_signal,
+            kill_after,
+            shutdown,
+            shutdown_timeout,
+            foreground,
+            env,
+            cwd,
+        )
+        spec._validate()
+        return spec
+
+    def _validate(self) -> None:
         if not self.name:
             raise SpecError("task name must not be empty")
         if not self.argv or not self.argv[0]:

@@ -70,7 +70,8 @@ def test_delay_is_always_a_bounded_duration(initial, cap, multiplier, attempt):
 def test_jitter_stays_within_its_window(delay, ratio, sample):
     """A jittered delay lies in [d×(1−ratio), d]."""
     value = jittered(delay, ratio, sample)
-    assert delay * (1 - ratio) - 1 <= value <= delay
+    # The lower bound is float arithmetic: allow its rounding error on huge delays.
+    assert delay * (1 - ratio) * (1 - 1e-12) - 1 <= value <= delay
 
 
 def test_zero_jitter_is_exact():

@@ -6,6 +6,8 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from longrun_cli.cli.main import main
 
@@ -130,3 +132,30 @@ def test_stderr_rules_load_re2_only_when_needed():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip().endswith("True")
+
+
+VALUE_OPTIONS = [
+    "--interval", "--delay", "--timeout", "--deadline", "--stop-signal", "--kill-after",
+    "--retry-exit-code", "--retry-stderr", "--retry-signal", "--retry-timeout", "--jitter",
+    "--success-exit-code", "--shutdown-timeout",
+]  # fmt: skip
+
+
+@given(
+    option=st.sampled_from(VALUE_OPTIONS),
+    value=st.text(
+        alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"),
+        max_size=20,
+    ),
+)
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_any_option_value_is_accepted_or_a_one_line_usage_error(option, value, capsys):
+    """Random values end in a plan (0) or exit 125 with exactly one stderr line."""
+    status = call("exec", "--dry-run", f"{option}={value}", "--", "true")
+    captured = capsys.readouterr()
+    assert status in (0, 125)
+    if status == 125:
+        assert captured.err.count("\n") == 1, captured.err
+        assert captured.err.startswith("longrun: error: ")
+    else:
+        assert "task:" in captured.out

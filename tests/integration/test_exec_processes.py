@@ -262,3 +262,47 @@ def test_as_pid_1_orphans_are_reaped(tmp_path: Path):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.decode().strip() == "0"
+
+
+def test_stderr_match_spanning_two_writes_is_found():
+    """A line written in pieces (no newline yet) still matches once complete."""
+    command = "printf 'dial: conn' >&2; sleep 0.2; printf 'ection refused\\n' >&2; exit 1"
+    result = longrun(
+        "exec", "--retry-stderr", "connection refused:1:1ms", "--", "sh", "-c", command
+    )
+    assert result.stderr.count(b"event=retry") == 1
+    assert result.stderr.count(b"dial: connection refused\n") == 2
+
+
+def test_stderr_match_deep_inside_a_huge_line_is_found():
+    """A pattern 3 MiB into a single line (beyond the matching window) is still seen."""
+    command = "head -c 3145728 /dev/zero | tr '\\0' x >&2; printf 'refused' >&2; exit 1"
+    result = longrun("exec", "--retry-stderr", "refused:1:1ms", "--", "sh", "-c", command)
+    assert result.stderr.count(b"event=retry") == 1
+
+
+def test_stderr_pattern_is_searched_per_line_not_across_lines():
+    """'a.b' does not match 'a' at the end of one line and 'b' at the start of the next."""
+    result = longrun(
+        "exec", "--retry-stderr", r"a\sb:1:1ms", "--", "sh", "-c", "printf 'xa\\nbx\\n' >&2; exit 1"
+    )
+    assert b"event=retry" not in result.stderr
+    assert result.returncode == 1
+
+
+def test_stderr_closed_by_the_reader_gives_the_child_sigpipe():
+    """When longrun's stderr reader goes away, the child gets SIGPIPE, as in a pipeline."""
+    proc = start("exec", "-qq", "--retry-stderr", "never", "--", "sh", "-c", "yes >&2")
+    assert proc.stderr is not None
+    assert proc.stderr.read(10) == b"y\ny\ny\ny\ny\n"
+    proc.stderr.close()
+    assert proc.wait(timeout=20) == 128 + signal.SIGPIPE
+
+
+def test_stdout_closed_by_the_reader_ends_promptly():
+    """longrun exec -- yes | head -1 ends at once with yes's SIGPIPE status."""
+    proc = start("exec", "--", "yes")
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == b"y\n"
+    proc.stdout.close()
+    assert proc.wait(timeout=20) == 128 + signal.SIGPIPE

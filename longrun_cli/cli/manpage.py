@@ -1,0 +1,208 @@
+"""Man pages generated from the live click application, plus hand-written sections.
+
+Regenerate with ``python -m longrun_cli.cli.manpage man/``; a test fails when the
+committed pages differ from what this module produces.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from longrun_cli import __version__
+from longrun_cli.cli.main import cli
+
+DATE = "2026-11-28"
+
+EXIT_STATUS = [
+    ("0", "Success: every attempt that mattered ended successfully."),
+    ("the command's status", "Permanent failure, or retries exhausted."),
+    ("128+N", "The failing attempt was killed by signal N."),
+    ("124", "The attempt timed out (--timeout) or the --deadline passed."),
+    ("125", "longrun itself failed: bad usage or an invalid value, named on stderr."),
+    ("126", "The command was found but could not be executed."),
+    ("127", "The command was not found."),
+    (
+        "by signal",
+        "On SIGTERM, SIGINT, SIGHUP or SIGQUIT the command is stopped gracefully, the "
+        "shutdown hook runs, and longrun re-raises the same signal so that its caller "
+        "sees it (a shell reports 128+N; systemd sees a clean stop).",
+    ),
+]
+
+SIGNALS = """\
+TERM, INT, HUP and QUIT stop the task gracefully: the stop signal goes to the \
+command's process group, SIGKILL follows after --kill-after, then the shutdown \
+hook runs and longrun dies by the signal it received. A second TERM or INT while \
+stopping kills the command at once. USR1, USR2 and WINCH are forwarded to the \
+running command (WINCH only without --foreground, where the terminal already \
+delivers it)."""
+
+ENVIRONMENT = [
+    ("LONGRUN_TASK", "Set for the command and the hook: the task name."),
+    (
+        "LONGRUN_ATTEMPT",
+        "Set for the command: 1 for the first try of a failure streak, 2 for the first retry, …",
+    ),
+    ("LONGRUN_RUN", "Set for the command: how many times it has been invoked, this one included."),
+    (
+        "LONGRUN_STATUS",
+        "Set for the shutdown hook: succeeded, failed, exhausted, deadline or stopped.",
+    ),
+    ("LONGRUN_EXIT_STATUS", "Set for the shutdown hook: the status longrun will exit with."),
+    ("NO_COLOR, FORCE_COLOR", "Turn colour off or on for --log-format auto."),
+]
+
+VALUE_SYNTAX = [
+    ("DURATION", "Go style: 250ms, 2s, 1m30s, 1.5h, 1us; a bare number is seconds."),
+    (
+        "CODES",
+        "75, 75,111 or 64-78; each 1..255. A list or range makes one rule per code, "
+        "each with its own retry budget.",
+    ),
+    ("RETRIES", "An integer >= 1, or inf. Omitted or empty: 3."),
+    (
+        "BACKOFF",
+        "INITIAL[,MAX[,MULTIPLIER]]. MAX defaults to 30s (0 = no cap), MULTIPLIER to 2. "
+        "The delay before retry n (0-based within the rule's streak) is "
+        "INITIAL x MULTIPLIER^n, capped at MAX.",
+    ),
+    (
+        "REGEX",
+        "RE2 syntax (linear-time: no pattern can stall longrun), searched in each line of "
+        "the attempt's stderr. Write a colon that belongs to the regex as \\:.",
+    ),
+    ("SIGNALS", "Names with or without SIG (KILL,SEGV) or numbers."),
+]
+
+EXAMPLES = [
+    (
+        "Run ./check.sh now and every 30s; exit 75 is retried up to 5 times in a row "
+        "after 2s, 6s, 18s, 54s and 1m0s; any other failure ends longrun with that code:",
+        "longrun exec --interval 30s --retry-exit-code 75:5:2s,60s,3 -- ./check.sh",
+    ),
+    (
+        "Bound each attempt to 5 minutes and retry timeouts twice:",
+        "longrun exec --timeout 5m --retry-timeout 2 -- ./migrate --up",
+    ),
+    (
+        "Retry a connection error forever with a quick backoff:",
+        "longrun exec --retry-stderr 'connection refused:inf:100ms,2s' -- ./worker",
+    ),
+    (
+        "Show the resolved plan without running anything:",
+        "longrun exec --dry-run --retry-exit-code 64-78:5 -- ./job",
+    ),
+]
+
+
+def roff(text: str) -> str:
+    """Escape text for roff: backslashes, hyphens and leading control characters."""
+    escaped = text.replace("\\", "\\e").replace("-", "\\-")
+    escaped = "".join(ch if ord(ch) < 128 else f"\\[u{ord(ch):04X}]" for ch in escaped)
+    lines = [
+        ("\\&" + line) if line.startswith((".", "'")) else line for line in escaped.split("\n")
+    ]
+    return "\n".join(lines)
+
+
+def _header(name: str, summary: str) -> list[str]:
+    return [
+        f'.TH {name.upper()} 1 "{DATE}" "longrun {__version__}" "User Commands"',
+        ".SH NAME",
+        f"{roff(name)} \\- {roff(summary)}",
+    ]
+
+
+def _tagged(pairs: list[tuple[str, str]]) -> list[str]:
+    lines: list[str] = []
+    for tag, body in pairs:
+        lines += [".TP", f"\\fB{roff(tag)}\\fR", roff(body)]
+    return lines
+
+
+def _options(command: click.Command) -> list[str]:
+    ctx = click.Context(command, info_name=command.name)
+    lines: list[str] = []
+    for param in command.get_params(ctx):
+        if not isinstance(param, click.Option) or param.hidden:
+            continue
+        names = ", ".join(param.opts + param.secondary_opts)
+        metavar = "" if param.is_flag or param.count else f" {param.make_metavar(ctx)}"
+        help_text = param.help or ""
+        if param.show_default and param.default is not None:
+            help_text += f" Default: {param.default}."
+        lines += [".TP", f"\\fB{roff(names)}\\fR{roff(metavar)}", roff(help_text)]
+    return lines
+
+
+def exec_page() -> str:
+    command = cli.commands["exec"]
+    lines = _header("longrun-exec", "run a command as a supervised task")
+    lines += [
+        ".SH SYNOPSIS",
+        "\\fBlongrun exec\\fR [\\fIOPTIONS\\fR] \\fB\\-\\-\\fR \\fICOMMAND\\fR [\\fIARG\\fR...]",
+        ".SH DESCRIPTION",
+        roff(
+            "Runs COMMAND (argv, no shell) once, or now and then every --interval on a "
+            "fixed-rate grid. A failed attempt is retried only when a rule calls it "
+            "transient; rules are checked in the order timeout, signal, stderr, exit code, "
+            "and the first match wins. Each rule has its own budget of consecutive retries "
+            "and its own exponential backoff; an interval task's successful tick resets "
+            "every budget. Each attempt runs in its own process group, and nothing longrun "
+            "started outlives it, even when longrun itself is killed with SIGKILL. "
+            "longrun's own log lines go to stderr."
+        ),
+        ".SH OPTIONS",
+        *_options(command),
+        ".SH VALUE SYNTAX",
+        *_tagged(VALUE_SYNTAX),
+        ".SH EXIT STATUS",
+        *_tagged(EXIT_STATUS),
+        ".SH SIGNALS",
+        roff(SIGNALS),
+        ".SH ENVIRONMENT",
+        *_tagged(ENVIRONMENT),
+        ".SH EXAMPLES",
+    ]
+    for text, example in EXAMPLES:
+        lines += [".PP", roff(text), ".PP", ".RS 4", ".nf", roff(example), ".fi", ".RE"]
+    lines += [".SH SEE ALSO", "\\fBlongrun\\fR(1), \\fBtimeout\\fR(1), \\fBsystemd.service\\fR(5)"]
+    return "\n".join(lines) + "\n"
+
+
+def main_page() -> str:
+    lines = _header("longrun", "run commands as supervised tasks")
+    lines += [
+        ".SH SYNOPSIS",
+        "\\fBlongrun\\fR [\\fB\\-\\-version\\fR] [\\fB\\-\\-help\\fR] \\fICOMMAND\\fR ...",
+        ".SH DESCRIPTION",
+        roff(cli.help or ""),
+        ".SH COMMANDS",
+    ]
+    for name, command in sorted(cli.commands.items()):
+        lines += [".TP", f"\\fB{roff(name)}\\fR", roff(command.get_short_help_str(limit=200))]
+        lines.append(f"See \\fBlongrun\\-{roff(name)}\\fR(1).")
+    lines += [
+        ".SH EXIT STATUS",
+        *_tagged(EXIT_STATUS),
+        ".SH SEE ALSO",
+        ", ".join(f"\\fBlongrun\\-{roff(name)}\\fR(1)" for name in sorted(cli.commands)),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def pages() -> dict[str, str]:
+    return {"longrun.1": main_page(), "longrun-exec.1": exec_page()}
+
+
+def write(directory: Path) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, text in pages().items():
+        (directory / name).write_text(text)
+
+
+if __name__ == "__main__":
+    write(Path(sys.argv[1] if len(sys.argv) > 1 else "man"))

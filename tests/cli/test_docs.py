@@ -1,0 +1,45 @@
+"""Documentation generated from the live CLI must match what is committed."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from longrun_cli.cli.main import cli
+from longrun_cli.cli.manpage import pages
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize(("name", "text"), sorted(pages().items()))
+def test_man_pages_are_up_to_date(name, text):
+    """man/ equals the output of python -m longrun_cli.cli.manpage (regenerate it if not)."""
+    assert (ROOT / "man" / name).read_text() == text
+
+
+@pytest.mark.parametrize("name", sorted(pages()))
+def test_man_pages_render_without_warnings(name):
+    """groff -ww renders every page without a single warning."""
+    result = subprocess.run(
+        ["groff", "-ww", "-man", "-Tutf8", str(ROOT / "man" / name)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0
+    assert result.stderr == ""
+
+
+def test_readme_documents_every_exec_option():
+    """Every option of longrun exec appears in the README's option table."""
+    readme = (ROOT / "README.md").read_text()
+    command = cli.commands["exec"]
+    missing = [
+        opt
+        for param in command.params
+        for opt in getattr(param, "opts", [])
+        if opt.startswith("--") and opt != "--help" and f"`{opt}" not in readme
+    ]
+    assert missing == []

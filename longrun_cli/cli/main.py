@@ -171,6 +171,13 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         click.echo(f"longrun: error: {exc.format_message()}", err=True)
         sys.exit(EXIT_USAGE)
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        # Ctrl-C before the engine took over signals (or after it let go): die by
+        # SIGINT like any well-behaved tool, without a traceback.
+        import signal
+
+        from longrun_cli.engine.process import reraise
+
+        reraise(signal.SIGINT)
         sys.exit(130)
     sys.exit(status if isinstance(status, int) else 0)

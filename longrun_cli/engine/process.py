@@ -9,20 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import fcntl
 import os
 import signal
 import subprocess
-import threading
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-# Matching looks at whole lines; a line longer than this is searched in windows
-# overlapping by _OVERLAP bytes, so memory stays bounded whatever the child prints.
-_WINDOW = 256 * 1024
-_OVERLAP = 4 * 1024
-_CHUNK = 1024 * 1024
+if TYPE_CHECKING:
+    from longrun_cli.engine.streams import StreamCopier
+
 _F_SETPIPE_SZ = 1031  # Linux fcntl: a 1 MiB pipe means 16x fewer reads than the default
 
 # A watcher that outlives a SIGKILLed longrun: it holds the read end of a pipe that
@@ -60,6 +56,12 @@ class LaunchSpec(NamedTuple):
     stderr_patterns: tuple[str, ...] = ()
     stop_signal: int = signal.SIGTERM
     kill_after: float = 10.0
+    # Group mode: both streams copied line by line behind this prefix (b"" = none).
+    output_prefix: bytes | None = None
+    # Readiness: ``on_stdout_match`` is called when one of these appears on stdout.
+    stdout_patterns: tuple[str, ...] = ()
+    on_stdout_match: Callable[[str], None] | None = None
+    stdin_null: bool = False
 
 
 class ExitStatus(NamedTuple):
@@ -85,7 +87,8 @@ class Child:
         self._spec = spec
         self._supervisor = supervisor
         self._exited: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._copier: _StderrCopier | None = None
+        self._stdout_copier: StreamCopier | None = None
+        self._stderr_copier: StreamCopier | None = None
 
     @property
     def target(self) -> str:
@@ -118,8 +121,10 @@ class Child:
         status = await asyncio.shield(self._exited)
         await self._sweep_group()
         hits: frozenset[str] = frozenset()
-        if self._copier is not None:
-            hits = await self._copier.finish()
+        if self._stdout_copier is not None:
+            await self._stdout_copier.finish()
+        if self._stderr_copier is not None:
+            hits = await self._stderr_copier.finish()
         self._supervisor.release(self)
         result = ExitStatus.from_wait_status(status)
         return ExitStatus(result.code, result.signal, hits)
@@ -191,28 +196,32 @@ class Supervisor:
         """Start one attempt; raises SpawnError for a missing or non-executable command."""
         if self._sentinel is None and spec.own_group:
             self._sentinel = _Sentinel.start()
-        read_fd = write_fd = -1
-        if spec.stderr_patterns:
-            read_fd, write_fd = os.pipe()
+        lined = spec.output_prefix is not None
+        # A stream nobody reads is inherited: no copying at all.
+        out_pipe = os.pipe() if lined or spec.stdout_patterns else None
+        err_pipe = os.pipe() if lined or spec.stderr_patterns else None
+        fds = [fd for pipe in (out_pipe, err_pipe) if pipe for fd in pipe]
         try:
             popen = subprocess.Popen(
                 list(spec.argv),
                 env=dict(spec.env),
                 cwd=spec.cwd,
-                stderr=write_fd if write_fd >= 0 else None,
+                stdin=subprocess.DEVNULL if spec.stdin_null else None,
+                stdout=out_pipe[1] if out_pipe else None,
+                stderr=err_pipe[1] if err_pipe else None,
                 process_group=0 if spec.own_group else None,
             )
         except FileNotFoundError as exc:
-            _close(read_fd, write_fd)
+            _close(*fds)
             missing = exc.filename if exc.filename else spec.argv[0]
             if spec.cwd is not None and missing == spec.cwd:
                 raise SpawnError(f"working directory not found: {spec.cwd}", 127) from None
             raise SpawnError(f"command not found: {spec.argv[0]}", 127) from None
         except PermissionError:
-            _close(read_fd, write_fd)
+            _close(*fds)
             raise SpawnError(f"permission denied: {spec.argv[0]}", 126) from None
         except OSError as exc:
-            _close(read_fd, write_fd)
+            _close(*fds)
             raise SpawnError(f"cannot execute {spec.argv[0]}: {exc.strerror}", 126) from None
         # Popen would otherwise wait for (and might reap) the pid on its own.
         popen.returncode = 0
@@ -220,11 +229,12 @@ class Supervisor:
         self._children[child.pid] = child
         if self._sentinel is not None:
             self._sentinel.watch(child.target)
-        if write_fd >= 0:
-            os.close(write_fd)
-            with contextlib.suppress(OSError):
-                fcntl.fcntl(read_fd, _F_SETPIPE_SZ, _CHUNK)
-            child._copier = _StderrCopier(read_fd, spec.stderr_patterns)
+        if out_pipe is not None:
+            child._stdout_copier = _copier(
+                out_pipe, 1, spec.stdout_patterns, spec.output_prefix, spec.on_stdout_match
+            )
+        if err_pipe is not None:
+            child._stderr_copier = _copier(err_pipe, 2, spec.stderr_patterns, spec.output_prefix)
         self._reap()
         return child
 
@@ -303,6 +313,23 @@ def reraise(signum: int) -> None:
     os.kill(os.getpid(), signum)
 
 
+def _copier(
+    pipe: tuple[int, int],
+    dest_fd: int,
+    patterns: tuple[str, ...],
+    prefix: bytes | None,
+    on_match: Callable[[str], None] | None = None,
+) -> StreamCopier:
+    # Imported here: a run whose streams are all inherited never needs it.
+    from longrun_cli.engine.streams import CHUNK, StreamCopier
+
+    read_fd, write_fd = pipe
+    os.close(write_fd)
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(read_fd, _F_SETPIPE_SZ, CHUNK)
+    return StreamCopier(read_fd, dest_fd, patterns, prefix=prefix, on_match=on_match)
+
+
 def _close(*fds: int) -> None:
     for fd in fds:
         if fd >= 0:
@@ -356,101 +383,3 @@ class _Sentinel:
             os.write(self._write_fd, line.encode())
         except OSError:
             self.close()
-
-
-class _StderrCopier:
-    """Copies a child's stderr to ours byte for byte while searching it for patterns.
-
-    It runs in its own thread so that a slow stderr reader throttles the child (as
-    an inherited descriptor would), never the event loop. RE2 keeps every search
-    linear in the length of the text searched.
-    """
-
-    def __init__(self, read_fd: int, patterns: tuple[str, ...]) -> None:
-        from longrun_cli.policy.matcher import compile_pattern
-
-        loop = asyncio.get_running_loop()
-        self._done: asyncio.Future[frozenset[str]] = loop.create_future()
-        self._pending: list[tuple[str, Any]] = [(p, compile_pattern(p)) for p in patterns]
-        self._hits: set[str] = set()
-        self._read_fd = read_fd
-        thread = threading.Thread(target=self._run, args=(loop,), daemon=True)
-        thread.start()
-
-    async def finish(self) -> frozenset[str]:
-        return await asyncio.shield(self._done)
-
-    def _run(self, loop: asyncio.AbstractEventLoop) -> None:
-        try:
-            self._copy()
-        finally:
-            os.close(self._read_fd)
-            hits = frozenset(self._hits)
-            with contextlib.suppress(RuntimeError):  # the loop may already be closed
-                loop.call_soon_threadsafe(_resolve, self._done, hits)
-
-    def _copy(self) -> None:
-        line = bytearray()
-        writable = True
-        while True:
-            chunk = os.read(self._read_fd, _CHUNK)
-            if not chunk:
-                break
-            if writable:
-                writable = _write_all(2, chunk)
-                if not writable:
-                    # Like a shell pipeline: the child learns its reader is gone.
-                    return
-            if not self._pending:
-                continue
-            newline = chunk.rfind(b"\n")
-            if newline < 0:
-                line += chunk
-                if len(line) >= _WINDOW:
-                    self._search(line)
-                    del line[:-_OVERLAP]
-            else:
-                line += memoryview(chunk)[:newline]
-                self._search(line)
-                line = bytearray(memoryview(chunk)[newline + 1 :])
-        if line and self._pending:
-            self._search(line)
-
-    def _search(self, text: bytearray) -> None:
-        still: list[tuple[str, Any]] = []
-        for source, regex in self._pending:
-            if _found_in_a_line(regex, text):
-                self._hits.add(source)
-            else:
-                still.append((source, regex))
-        self._pending = still
-
-
-def _found_in_a_line(regex: Any, text: bytearray) -> bool:
-    """Search many lines at once; a match across a newline is re-checked line by line."""
-    found = regex.search(text)
-    if found is None:
-        return False
-    if b"\n" not in found.group():
-        return True
-    return any(regex.search(line) for line in bytes(text).split(b"\n"))
-
-
-def _write_all(fd: int, data: bytes) -> bool:
-    view = memoryview(data)
-    while view:
-        try:
-            written = os.write(fd, view)
-        except BrokenPipeError:
-            return False
-        except OSError as exc:
-            if exc.errno == errno.EAGAIN:
-                continue
-            return False
-        view = view[written:]
-    return True
-
-
-def _resolve(future: asyncio.Future[frozenset[str]], hits: frozenset[str]) -> None:
-    if not future.done():
-        future.set_result(hits)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
@@ -33,6 +34,31 @@ retries are exhausted; 128+N when killed by signal N; 124 timeout or deadline;
 125 bad usage; 126 not executable; 127 not found. On TERM/INT/HUP/QUIT the
 command is stopped gracefully and longrun dies by the same signal.
 """
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def output_options(function: F) -> F:
+    """Options every running command shares: log format, verbosity, dry run."""
+    for decorator in reversed(
+        [
+            click.option(
+                "--log-format",
+                type=click.Choice(["auto", "text", "json"]),
+                default="auto",
+                show_default=True,
+                help="auto: colour on a terminal, key=value text otherwise.",
+            ),
+            click.option("-v", "--verbose", count=True, help="More logging (repeatable)."),
+            click.option(
+                "-q", "--quiet", count=True, help="Less logging: -q errors only, -qq nothing."
+            ),
+            click.option("--dry-run", is_flag=True, help="Validate, print the plan, exit 0."),
+        ]
+    ):
+        function = decorator(function)
+    return function
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -120,16 +146,7 @@ def cli() -> None:
     is_flag=True,
     help="Keep the command in longrun's process group (terminal access); no group signals.",
 )
-@click.option(
-    "--log-format",
-    type=click.Choice(["auto", "text", "json"]),
-    default="auto",
-    show_default=True,
-    help="auto: colour on a terminal, key=value text otherwise.",
-)
-@click.option("-v", "--verbose", count=True, help="More logging (repeatable).")
-@click.option("-q", "--quiet", count=True, help="Less logging: -q errors only, -qq nothing.")
-@click.option("--dry-run", is_flag=True, help="Validate, print the resolved plan, exit 0.")
+@output_options
 @click.argument(
     "command", nargs=-1, required=True, type=click.UNPROCESSED, metavar="-- COMMAND [ARG...]"
 )
@@ -159,6 +176,79 @@ def exec_command(
     from longrun_cli.cli.run import run_exec
 
     return run_exec(spec, renderer)
+
+
+GROUP_EPILOG = """\b
+Sources (one per call):
+  longrun group [FILE]            a TOML file (default ./longrun.toml)
+  longrun group -t NAME=CMD ...   commands run by sh -c
+  longrun group --procfile FILE   'name: command' lines, as honcho reads them
+
+\b
+Examples:
+  longrun group
+  longrun group -t web='python -m http.server' -t worker='./worker.sh'
+  longrun group --procfile Procfile --shutdown-timeout 10s
+  longrun group --dry-run services.toml
+
+\b
+All tasks start together (or when their depends_on conditions hold). A task
+that succeeds does not stop the others; the first that fails permanently stops
+them all, then shutdown hooks run in reverse dependency order. Exit status: the
+first failing task's, 0 when none failed; TERM/INT/HUP/QUIT stop everything
+gracefully and are re-raised.
+"""
+
+
+@cli.command("group", epilog=GROUP_EPILOG)
+@click.argument("file", required=False, metavar="[FILE]")
+@click.option(
+    "-t", "--task", "inline", multiple=True, metavar="NAME=COMMAND",
+    help="A task run by sh -c (repeatable).",
+)  # fmt: skip
+@click.option("--procfile", metavar="FILE", help="Read tasks from a Procfile.")
+@click.option(
+    "--shutdown-timeout",
+    metavar="DURATION",
+    help="Bound for all shutdown hooks together (default: [runner] value, else 30s).",
+)
+@click.option(
+    "--kill-after",
+    metavar="DURATION",
+    help="Grace period before SIGKILL for every task (default: [runner] value, else 10s).",
+)
+@click.option("--no-prefix", is_flag=True, help="Do not prefix output lines with task names.")
+@output_options
+def group_command(
+    file: str | None,
+    inline: tuple[str, ...],
+    procfile: str | None,
+    shutdown_timeout: str | None,
+    kill_after: str | None,
+    no_prefix: bool,
+    log_format: str,
+    verbose: int,
+    quiet: int,
+    dry_run: bool,
+) -> int:
+    """Run several commands together under one runner."""
+    from longrun_cli.cli.group import load_group
+    from longrun_cli.cli.render import LogRenderer, threshold
+
+    renderer = LogRenderer(log_format, threshold(verbose, quiet))
+    try:
+        group = load_group(file, inline, procfile, shutdown_timeout, kill_after)
+    except SpecError as exc:
+        renderer.error(str(exc))
+        return EXIT_USAGE
+    if dry_run:
+        from longrun_cli.cli.plan import describe_group
+
+        click.echo(describe_group(group), nl=False)
+        return 0
+    from longrun_cli.cli.run import run_group
+
+    return run_group(group, renderer, prefix=not no_prefix)
 
 
 def main(argv: list[str] | None = None) -> None:

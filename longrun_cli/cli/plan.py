@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import shlex
+from typing import TYPE_CHECKING
 
 from longrun_cli.policy.duration import format_duration
 from longrun_cli.policy.signals import signal_name
 from longrun_cli.policy.taskspec import TaskSpec
+
+if TYPE_CHECKING:
+    from longrun_cli.policy.group import GroupSpec
 
 # How many delays to show for a rule with unlimited retries.
 _SHOWN_FOR_INF = 8
@@ -48,4 +52,32 @@ def describe_plan(spec: TaskSpec) -> str:
         suffix = " …" if rule.retries is None else ""
         lines.append(f"     delays: {delays}{suffix}")
     lines.append("any other failure is permanent")
+    return "\n".join(lines) + "\n"
+
+
+def describe_group(group: GroupSpec) -> str:
+    """Start order by DAG level, every task's policy, then the shutdown order."""
+    lines = ["start order (tasks on one level start together):"]
+    for level, names in enumerate(group.levels()):
+        lines.append(f"  {level}. {', '.join(names)}")
+    for task in group.tasks:
+        lines.append("")
+        lines += describe_plan(task.spec).rstrip("\n").split("\n")
+        if task.depends_on:
+            waits = ", ".join(f"{name} {cond.value}" for name, cond in task.depends_on)
+            lines.append(f"depends on:  {waits}")
+        if task.ready is not None:
+            probe = task.ready
+            how = (
+                f"stdout matches /{probe.stdout}/"
+                if probe.stdout is not None
+                else f"sh -c {shlex.quote(probe.command or '')} succeeds, every "
+                f"{format_duration(probe.interval)}"
+            )
+            lines.append(f"ready when:  {how}, within {format_duration(probe.timeout)}")
+    lines.append("")
+    lines.append(
+        f"shutdown order (hooks, within {format_duration(group.shutdown_timeout)} in all): "
+        + ", ".join(group.shutdown_order())
+    )
     return "\n".join(lines) + "\n"

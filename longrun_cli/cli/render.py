@@ -137,3 +137,25 @@ def _logfmt(value: object) -> str:
 def _timestamp() -> str:
     now = time.time()
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
+
+
+# Colours for task prefixes on a terminal, as honcho and foreman use them.
+_PREFIX_COLOURS = (36, 33, 32, 35, 34, 31, 96, 93, 92, 95, 94, 91)
+
+
+def output_prefixes(
+    names: list[str], *, enabled: bool, stream: IO[str] | None = None
+) -> dict[str, bytes]:
+    """``name | `` for each task, names padded to one width, coloured on a terminal."""
+    if not enabled:
+        return dict.fromkeys(names, b"")
+    width = max(len(name) for name in names)
+    colour = resolve_format("auto", stream if stream is not None else sys.stdout) == "color"
+    prefixes: dict[str, bytes] = {}
+    for position, name in enumerate(names):
+        text = f"{name.ljust(width)} | "
+        if colour:
+            code = _PREFIX_COLOURS[position % len(_PREFIX_COLOURS)]
+            text = f"\x1b[{code}m{name.ljust(width)} |\x1b[0m "
+        prefixes[name] = text.encode()
+    return prefixes

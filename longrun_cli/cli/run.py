@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 from longrun_cli.cli.render import LogRenderer
 from longrun_cli.cli.session import run_session
@@ -11,16 +12,41 @@ from longrun_cli.engine.process import Supervisor, reraise
 from longrun_cli.engine.task import StopControl, Task, TaskResult
 from longrun_cli.policy.taskspec import TaskSpec
 
+if TYPE_CHECKING:
+    from longrun_cli.policy.group import GroupSpec
+
 
 def run_exec(spec: TaskSpec, renderer: LogRenderer) -> int:
     async def work(supervisor: Supervisor, stop: StopControl) -> TaskResult:
-        return await Task(spec, supervisor, MonotonicClock(), renderer, stop).run()
+        task = Task(spec, supervisor, MonotonicClock(), renderer, stop)
+        result = await task.run()
+        await task.run_hook(result)
+        return result
 
     result, stop_signal = run_session(work, renderer, forward_winch=not spec.foreground)
+    return _finish(result.exit_status, stop_signal)
+
+
+def _finish(status: int, stop_signal: int | None) -> int:
+    """The exit status, or death by the stop signal longrun received."""
     if stop_signal is not None:
         sys.stdout.flush()
         sys.stderr.flush()
         reraise(stop_signal)
         # Still here: PID 1 ignores its own default-action signals.
         return 128 + stop_signal
-    return result.exit_status
+    return status
+
+
+def run_group(group: GroupSpec, renderer: LogRenderer, *, prefix: bool) -> int:
+    from longrun_cli.cli.render import output_prefixes
+    from longrun_cli.engine.runner import Runner, RunnerResult
+
+    prefixes = output_prefixes([task.name for task in group.tasks], enabled=prefix)
+
+    async def work(supervisor: Supervisor, stop: StopControl) -> RunnerResult:
+        runner = Runner(group, supervisor, MonotonicClock(), renderer, stop, prefixes=prefixes)
+        return await runner.run()
+
+    result, stop_signal = run_session(work, renderer)
+    return _finish(result.exit_status, stop_signal)

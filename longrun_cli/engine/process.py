@@ -62,6 +62,7 @@ class LaunchSpec(NamedTuple):
     stdout_patterns: tuple[str, ...] = ()
     on_stdout_match: Callable[[str], None] | None = None
     stdin_null: bool = False
+    quiet: bool = False  # readiness probes: output discarded
 
 
 class ExitStatus(NamedTuple):
@@ -201,14 +202,15 @@ class Supervisor:
         out_pipe = os.pipe() if lined or spec.stdout_patterns else None
         err_pipe = os.pipe() if lined or spec.stderr_patterns else None
         fds = [fd for pipe in (out_pipe, err_pipe) if pipe for fd in pipe]
+        quiet = subprocess.DEVNULL if spec.quiet else None
         try:
             popen = subprocess.Popen(
                 list(spec.argv),
                 env=dict(spec.env),
                 cwd=spec.cwd,
                 stdin=subprocess.DEVNULL if spec.stdin_null else None,
-                stdout=out_pipe[1] if out_pipe else None,
-                stderr=err_pipe[1] if err_pipe else None,
+                stdout=out_pipe[1] if out_pipe else quiet,
+                stderr=err_pipe[1] if err_pipe else quiet,
                 process_group=0 if spec.own_group else None,
             )
         except FileNotFoundError as exc:

@@ -16,7 +16,7 @@ from longrun_cli.engine.clock import Clock
 from longrun_cli.engine.events import Event, EventSink, Level
 from longrun_cli.engine.process import ExitStatus, LaunchSpec, SpawnError
 from longrun_cli.policy.decision import Decision, Verdict
-from longrun_cli.policy.duration import format_duration, to_seconds
+from longrun_cli.policy.duration import SECOND, format_duration, to_seconds
 from longrun_cli.policy.outcome import Outcome
 from longrun_cli.policy.signals import signal_name
 from longrun_cli.policy.status import EXIT_TIMEOUT, exit_status
@@ -59,14 +59,19 @@ class StopControl:
         return self.requested.done()
 
     def request(self, signum: int) -> bool:
-        """Record a stop; a second request returns True: skip the grace period."""
-        if self.requested.done():
+        """Record a stop signal; a second one returns True: skip the grace period."""
+        if self.signal is not None:
             if not self.kill_now.done():
                 self.kill_now.set_result(None)
             return True
         self.signal = signum
-        self.requested.set_result(None)
+        self.cancel()
         return False
+
+    def cancel(self) -> None:
+        """Stop every task without an outside signal (a group task failed)."""
+        if not self.requested.done():
+            self.requested.set_result(None)
 
 
 class Interrupt(Enum):
@@ -89,6 +94,19 @@ class TaskResult(NamedTuple):
     outcome: Outcome | None = None
 
 
+class TaskIO(NamedTuple):
+    """How a task's processes meet the outside: defaults are those of ``longrun exec``."""
+
+    output_prefix: bytes | None = None  # group: copy both streams line by line
+    stdin_null: bool = False
+    stdout_patterns: tuple[str, ...] = ()  # readiness regexes
+    on_stdout_match: Callable[[str], None] | None = None
+    on_started: Callable[[], None] | None = None  # after every successful spawn
+
+
+EXEC_IO = TaskIO()
+
+
 class Task:
     """Runs one TaskSpec to completion (Go's ``Task.Wait``)."""
 
@@ -102,8 +120,10 @@ class Task:
         *,
         uniform01: Callable[[], float] | None = None,
         environ: Mapping[str, str] = os.environ,
+        io: TaskIO = EXEC_IO,
     ) -> None:
         self.spec = spec
+        self._io = io
         self._spawner = spawner
         self._clock = clock
         self._sink = sink
@@ -115,14 +135,19 @@ class Task:
         self._streak = 0
 
     async def run(self) -> TaskResult:
-        """Run the task, then its shutdown hook; never raises for a failing command."""
+        """Run the task to its end; never raises for a failing command."""
         started = self._clock.now()
         if self.spec.deadline is not None:
             self._deadline_at = started + to_seconds(self.spec.deadline)
-        result = await self._run_policy()
+        return await self._run_policy()
+
+    async def run_hook(self, result: TaskResult, limit: float | None = None) -> None:
+        """Run the shutdown hook, if any, bounded by its timeout and by ``limit`` seconds."""
         if self.spec.shutdown:
-            await self._run_hook(self.spec.shutdown, result)
-        return result
+            bound = to_seconds(self.spec.shutdown_timeout)
+            await self._run_hook(
+                self.spec.shutdown, result, bound if limit is None else min(bound, limit)
+            )
 
     async def _run_policy(self) -> TaskResult:
         if self.spec.delay:
@@ -234,11 +259,17 @@ class Task:
             stderr_patterns=self.spec.policy.stderr_patterns,
             stop_signal=self.spec.stop_signal,
             kill_after=to_seconds(self.spec.kill_after),
+            output_prefix=self._io.output_prefix,
+            stdout_patterns=self._io.stdout_patterns,
+            on_stdout_match=self._io.on_stdout_match,
+            stdin_null=self._io.stdin_null,
         )
         try:
             child = self._spawner.spawn(launch)
         except SpawnError as exc:
             return Outcome(exit_code=exc.status, spawn_error=str(exc))
+        if self._io.on_started is not None:
+            self._io.on_started()
         self._emit(
             "start", Level.DEBUG, "attempt started", run=self._runs, attempt=attempt, pid=child.pid
         )
@@ -311,15 +342,24 @@ class Task:
         if interrupt is Interrupt.DEADLINE:
             self._emit("deadline", Level.ERROR, "deadline passed")
             return TaskResult(TaskStatus.DEADLINE, EXIT_TIMEOUT, self._runs)
-        signum = self._stop.signal or 0
+        signum = self._stop.signal
+        if signum is None:
+            self._emit("stopped", Level.INFO, "stopped: another task failed")
+            return TaskResult(TaskStatus.STOPPED, 0, self._runs)
         self._emit("stopped", Level.INFO, "stopped on request", signal=signal_name(signum))
         return TaskResult(TaskStatus.STOPPED, 128 + signum, self._runs)
 
-    async def _run_hook(self, command: str, result: TaskResult) -> None:
+    async def _run_hook(self, command: str, result: TaskResult, bound: float) -> None:
         env = self._base_env.copy()
         env["LONGRUN_STATUS"] = result.status.value
         env["LONGRUN_EXIT_STATUS"] = str(result.exit_status)
-        launch = LaunchSpec(argv=("/bin/sh", "-c", command), env=env, cwd=self.spec.cwd)
+        launch = LaunchSpec(
+            argv=("/bin/sh", "-c", command),
+            env=env,
+            cwd=self.spec.cwd,
+            output_prefix=self._io.output_prefix,
+            stdin_null=self._io.stdin_null,
+        )
         self._emit("hook-start", Level.DEBUG, "running shutdown hook", command=command)
         try:
             child = self._spawner.spawn(launch)
@@ -327,7 +367,7 @@ class Task:
             self._emit("hook-failed", Level.ERROR, f"shutdown hook failed: {exc}")
             return
         waiter = asyncio.ensure_future(child.wait())
-        timer = asyncio.ensure_future(self._clock.sleep(to_seconds(self.spec.shutdown_timeout)))
+        timer = asyncio.ensure_future(self._clock.sleep(bound))
         try:
             contenders: list[asyncio.Future[Any]] = [waiter, self._stop.kill_now, timer]
             await asyncio.wait(contenders, return_when=asyncio.FIRST_COMPLETED)
@@ -337,7 +377,7 @@ class Task:
             why = (
                 "killed on a second stop request"
                 if self._stop.kill_now.done()
-                else (f"timed out after {format_duration(self.spec.shutdown_timeout)}")
+                else f"timed out after {format_duration(int(bound * SECOND))}"
             )
             await child.stop(signal.SIGKILL, 0.0, self._stop.kill_now)
             await waiter

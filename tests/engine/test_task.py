@@ -59,10 +59,11 @@ def run(
                 stop.request(signal.SIGTERM)
 
             stopping = asyncio.ensure_future(stopper())
-            result = await task.run()
+        result = await task.run()
+        await task.run_hook(result)
+        if stop_at is not None:
             stopping.cancel()
-            return result
-        return await task.run()
+        return result
 
     return asyncio.run(main()), spawner, sink
 

@@ -1,0 +1,260 @@
+"""The runner: several tasks at once (Go's ``Runner``) plus ``depends_on`` ordering.
+
+Tasks start concurrently, each once its dependencies' conditions hold. A task that
+succeeds does not stop the others; the first permanent failure stops them all.
+Only when every task has stopped do the shutdown hooks run, one at a time, in
+reverse dependency order (ties last-declared first), all within the shutdown timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+from longrun_cli.engine.clock import Clock
+from longrun_cli.engine.events import Event, EventSink, Level
+from longrun_cli.engine.process import LaunchSpec, SpawnError
+from longrun_cli.engine.task import Spawner, StopControl, Task, TaskIO, TaskResult, TaskStatus
+from longrun_cli.policy.duration import format_duration, to_seconds
+from longrun_cli.policy.group import Condition, GroupSpec, GroupTask, ReadyProbe
+
+FAILURES = (TaskStatus.FAILED, TaskStatus.EXHAUSTED, TaskStatus.DEADLINE)
+# A task whose dependency can no longer meet its condition fails with this status.
+EXIT_DEPENDENCY_FAILED = 1
+
+
+class RunnerResult(NamedTuple):
+    exit_status: int
+    first_failure: str | None
+    results: dict[str, TaskResult]
+
+
+class _TaskState:
+    """What dependents can observe about one task while it runs."""
+
+    def __init__(self, group_task: GroupTask) -> None:
+        self.group_task = group_task
+        self.started = asyncio.Event()
+        self.ready = asyncio.Event()
+        self.ready_failed = asyncio.Event()
+        self.done: asyncio.Future[TaskResult] = asyncio.get_running_loop().create_future()
+        self.task: Task | None = None
+
+    def mark_started(self) -> None:
+        self.started.set()
+        if self.group_task.ready is None:
+            self.ready.set()
+
+
+class Runner:
+    def __init__(
+        self,
+        group: GroupSpec,
+        spawner: Spawner,
+        clock: Clock,
+        sink: EventSink,
+        stop: StopControl,
+        *,
+        prefixes: Mapping[str, bytes] | None = None,
+        environ: Mapping[str, str] = os.environ,
+    ) -> None:
+        self._group = group
+        self._spawner = spawner
+        self._clock = clock
+        self._sink = sink
+        self._stop = stop
+        self._prefixes = prefixes or {}
+        self._environ = environ
+        self._states: dict[str, _TaskState] = {}
+        self._first_failure: str | None = None
+
+    async def run(self) -> RunnerResult:
+        """Run every task to its end, then the hooks; never raises for a failing command."""
+        self._states = {task.name: _TaskState(task) for task in self._group.tasks}
+        await asyncio.gather(*(self._run_one(state) for state in self._states.values()))
+        results = {name: state.done.result() for name, state in self._states.items()}
+        await self._run_hooks(results)
+        status = 0
+        if self._first_failure is not None:
+            status = results[self._first_failure].exit_status
+        return RunnerResult(status, self._first_failure, results)
+
+    async def _run_one(self, state: _TaskState) -> None:
+        group_task = state.group_task
+        result = TaskResult(TaskStatus.STOPPED, 0, 0)
+        try:
+            blocked = await self._wait_for_dependencies(group_task)
+            if blocked is not None:
+                result = self._dependency_failed(group_task, blocked)
+            elif not self._stop.is_requested:
+                result = await self._start(state)
+        finally:
+            # Dependents wait on this future: it must resolve on every way out.
+            if not state.done.done():
+                state.done.set_result(result)
+        if result.status in FAILURES and self._first_failure is None:
+            self._first_failure = group_task.name
+            self._emit(
+                group_task.name,
+                "stopping-group",
+                Level.ERROR,
+                "failed permanently: stopping the other tasks",
+                exit_status=result.exit_status,
+            )
+            self._stop.cancel()
+
+    async def _start(self, state: _TaskState) -> TaskResult:
+        group_task = state.group_task
+        probe = group_task.ready
+        io = TaskIO(
+            output_prefix=self._prefixes.get(group_task.name, b""),
+            stdin_null=True,
+            stdout_patterns=(probe.stdout,) if probe and probe.stdout else (),
+            on_stdout_match=lambda _pattern: self._became_ready(state),
+            on_started=state.mark_started,
+        )
+        task = Task(
+            group_task.spec,
+            self._spawner,
+            self._clock,
+            self._sink,
+            self._stop,
+            environ=self._environ,
+            io=io,
+        )
+        state.task = task
+        prober = None
+        if probe is not None:
+            prober = asyncio.ensure_future(self._watch_readiness(state, probe))
+        try:
+            return await task.run()
+        finally:
+            if prober is not None:
+                prober.cancel()
+            if not state.ready.is_set():
+                state.ready_failed.set()
+
+    def _became_ready(self, state: _TaskState) -> None:
+        if not state.ready.is_set():
+            state.ready.set()
+            self._emit(state.group_task.name, "ready", Level.INFO, "ready")
+
+    async def _watch_readiness(self, state: _TaskState, probe: ReadyProbe) -> None:
+        """Wait for the stdout regex, or run the probe command until it succeeds."""
+        await state.started.wait()
+        deadline = self._clock.now() + to_seconds(probe.timeout)
+        while not state.ready.is_set():
+            remaining = deadline - self._clock.now()
+            if remaining <= 0:
+                state.ready_failed.set()
+                self._emit(
+                    state.group_task.name,
+                    "not-ready",
+                    Level.ERROR,
+                    f"not ready within {format_duration(probe.timeout)}",
+                )
+                return
+            if probe.command is not None and await self._probe_once(state, probe, remaining):
+                self._became_ready(state)
+                return
+            await asyncio.wait(
+                [
+                    asyncio.ensure_future(state.ready.wait()),
+                    asyncio.ensure_future(
+                        self._clock.sleep(min(remaining, to_seconds(probe.interval)))
+                    ),
+                ],
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+
+    async def _probe_once(self, state: _TaskState, probe: ReadyProbe, limit: float) -> bool:
+        spec = state.group_task.spec
+        env = {**self._environ, **spec.env, "LONGRUN_TASK": spec.name}
+        launch = LaunchSpec(
+            argv=("/bin/sh", "-c", probe.command or "false"),
+            env=env,
+            cwd=spec.cwd,
+            stdin_null=True,
+            quiet=True,
+        )
+        try:
+            child = self._spawner.spawn(launch)
+        except SpawnError:
+            return False
+        timer = asyncio.ensure_future(self._clock.sleep(limit))
+        try:
+            racers: list[asyncio.Future[Any]] = [child.exited, timer]
+            await asyncio.wait(racers, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            timer.cancel()
+        if not child.exited.done():
+            await child.stop(signal.SIGKILL, 0.0, self._stop.kill_now)
+        status = await child.wait()
+        return status.code == 0
+
+    async def _wait_for_dependencies(self, group_task: GroupTask) -> str | None:
+        """None when every condition holds; otherwise why the task cannot start."""
+        for dependency, condition in group_task.depends_on:
+            state = self._states[dependency]
+            reason = await self._condition(state, condition)
+            if reason is not None:
+                return f"dependency {dependency!r} {reason}"
+        return None
+
+    async def _condition(self, state: _TaskState, condition: Condition) -> str | None:
+        if condition is Condition.STARTED:
+            met, failed = state.started, None
+        elif condition is Condition.READY:
+            met, failed = state.ready, state.ready_failed
+        else:
+            met, failed = None, None
+        met_waiter = asyncio.ensure_future(met.wait()) if met is not None else None
+        failed_waiter = asyncio.ensure_future(failed.wait()) if failed is not None else None
+        contenders: list[asyncio.Future[Any]] = [self._stop.requested, state.done]
+        contenders += [w for w in (met_waiter, failed_waiter) if w is not None]
+        try:
+            await asyncio.wait(contenders, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in (met_waiter, failed_waiter):
+                if waiter is not None:
+                    waiter.cancel()
+        if met is not None and met.is_set():
+            return None
+        if state.done.done():
+            result = state.done.result()
+            if condition is Condition.SUCCEEDED and result.status is TaskStatus.SUCCEEDED:
+                return None
+            return f"ended ({result.status.value}) before it was {condition.value}"
+        if failed is not None and failed.is_set():
+            return "did not become ready"
+        return None  # stop requested: the caller notices
+
+    def _dependency_failed(self, group_task: GroupTask, why: str) -> TaskResult:
+        if self._stop.is_requested:
+            return TaskResult(TaskStatus.STOPPED, 0, 0)
+        self._emit(group_task.name, "dependency-failed", Level.ERROR, f"cannot start: {why}")
+        return TaskResult(TaskStatus.FAILED, EXIT_DEPENDENCY_FAILED, 0)
+
+    async def _run_hooks(self, results: dict[str, TaskResult]) -> None:
+        deadline = self._clock.now() + to_seconds(self._group.shutdown_timeout)
+        for name in self._group.shutdown_order():
+            task = self._states[name].task
+            if task is None or not task.spec.shutdown:
+                continue
+            remaining = deadline - self._clock.now()
+            if remaining <= 0:
+                self._emit(
+                    name,
+                    "hook-skipped",
+                    Level.ERROR,
+                    "shutdown hook skipped: shutdown timeout "
+                    f"{format_duration(self._group.shutdown_timeout)} spent",
+                )
+                continue
+            await task.run_hook(results[name], remaining)
+
+    def _emit(self, task: str, name: str, level: Level, message: str, **fields: object) -> None:
+        self._sink.emit(Event(name, task, level, message, tuple(fields.items())))

@@ -1,0 +1,155 @@
+"""A group of tasks: dependencies, readiness probes and the orders they imply (pure)."""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field
+from enum import Enum
+
+from longrun_cli.policy.duration import SECOND
+from longrun_cli.policy.errors import SpecError
+from longrun_cli.policy.taskspec import TaskSpec
+
+
+class Condition(Enum):
+    """What a dependent waits for (``depends_on = { name = "..." }``)."""
+
+    STARTED = "started"
+    READY = "ready"
+    SUCCEEDED = "succeeded"
+
+
+@dataclass(frozen=True)
+class ReadyProbe:
+    """Readiness: a stdout regex, or a command retried until it succeeds within ``timeout``."""
+
+    stdout: str | None = None
+    command: str | None = None
+    interval: int = SECOND
+    timeout: int = 30 * SECOND
+
+    def __post_init__(self) -> None:
+        if (self.stdout is None) == (self.command is None):
+            raise SpecError("ready needs exactly one of stdout or command")
+        if self.interval <= 0 or self.timeout <= 0:
+            raise SpecError("ready interval and timeout must be > 0")
+
+
+@dataclass(frozen=True)
+class GroupTask:
+    """One task of a group with what it waits for and how it tells it is ready."""
+
+    spec: TaskSpec
+    depends_on: tuple[tuple[str, Condition], ...] = ()
+    ready: ReadyProbe | None = None
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+@dataclass(frozen=True)
+class GroupSpec:
+    """Tasks in declaration order; validated as a DAG when built."""
+
+    tasks: tuple[GroupTask, ...]
+    shutdown_timeout: int = 30 * SECOND
+    order: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        if not self.tasks:
+            raise SpecError("the group has no tasks")
+        names = [task.name for task in self.tasks]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise SpecError(f"duplicate task names: {', '.join(duplicates)}")
+        if self.shutdown_timeout <= 0:
+            raise SpecError("shutdown_timeout must be > 0")
+        by_name = {task.name: task for task in self.tasks}
+        for task in self.tasks:
+            for dependency, condition in task.depends_on:
+                if dependency not in by_name:
+                    raise SpecError(f"task {task.name!r} depends on unknown task {dependency!r}")
+                if dependency == task.name:
+                    raise SpecError(f"task {task.name!r} depends on itself")
+                if condition is Condition.SUCCEEDED and by_name[dependency].spec.interval:
+                    raise SpecError(
+                        f"task {task.name!r} waits for {dependency!r} to succeed, but "
+                        f"{dependency!r} is an interval task and never finishes successfully"
+                    )
+        object.__setattr__(self, "order", start_order(self.tasks))
+
+    def task(self, name: str) -> GroupTask:
+        return next(task for task in self.tasks if task.name == name)
+
+    def levels(self) -> list[list[str]]:
+        """Start order as DAG levels: level 0 needs nothing, level n needs level < n."""
+        level: dict[str, int] = {}
+        for name in self.order:
+            deps = [dep for dep, _ in self.task(name).depends_on]
+            level[name] = 1 + max((level[dep] for dep in deps), default=-1)
+        grouped: list[list[str]] = [[] for _ in range(1 + max(level.values()))]
+        for task in self.tasks:
+            grouped[level[task.name]].append(task.name)
+        return grouped
+
+    def shutdown_order(self) -> list[str]:
+        """Dependents before what they depend on; ties last-declared first (LIFO)."""
+        return shutdown_order(self.tasks)
+
+
+def start_order(tasks: tuple[GroupTask, ...]) -> tuple[str, ...]:
+    """Topological order, ties by declaration; raises SpecError naming a cycle."""
+    index = {task.name: position for position, task in enumerate(tasks)}
+    waiting = {task.name: {dep for dep, _ in task.depends_on} for task in tasks}
+    dependents: dict[str, list[str]] = {task.name: [] for task in tasks}
+    for task in tasks:
+        for dep, _ in task.depends_on:
+            dependents[dep].append(task.name)
+    ready = [index[name] for name, deps in waiting.items() if not deps]
+    heapq.heapify(ready)
+    order: list[str] = []
+    while ready:
+        name = tasks[heapq.heappop(ready)].name
+        order.append(name)
+        for dependent in dependents[name]:
+            waiting[dependent].discard(name)
+            if not waiting[dependent]:
+                heapq.heappush(ready, index[dependent])
+    if len(order) < len(tasks):
+        cycle = _find_cycle({name: deps for name, deps in waiting.items() if deps})
+        raise SpecError("dependency cycle: " + " -> ".join(cycle))
+    return tuple(order)
+
+
+def shutdown_order(tasks: tuple[GroupTask, ...]) -> list[str]:
+    index = {task.name: position for position, task in enumerate(tasks)}
+    remaining_dependents: dict[str, set[str]] = {task.name: set() for task in tasks}
+    for task in tasks:
+        for dep, _ in task.depends_on:
+            remaining_dependents[dep].add(task.name)
+    ready = [-index[name] for name, deps in remaining_dependents.items() if not deps]
+    heapq.heapify(ready)
+    order: list[str] = []
+    while ready:
+        task = tasks[-heapq.heappop(ready)]
+        order.append(task.name)
+        for dep, _ in task.depends_on:
+            remaining_dependents[dep].discard(task.name)
+            if not remaining_dependents[dep]:
+                heapq.heappush(ready, -index[dep])
+    return order
+
+
+def _find_cycle(graph: dict[str, set[str]]) -> list[str]:
+    """A cycle in ``graph`` (every node has an outgoing edge), first node repeated."""
+    start = min(graph)
+    path = [start]
+    seen = {start: 0}
+    node = start
+    while True:
+        node = min(dep for dep in graph[node] if dep in graph)
+        if node in seen:
+            return [*path[seen[node] :], node]
+        seen[node] = len(path)
+        path.append(node)

@@ -173,6 +173,118 @@ def exec_page() -> str:
     return "\n".join(lines) + "\n"
 
 
+TOML_SCHEMA = """\
+[runner]
+shutdown_timeout = "30s"     # all hooks together
+kill_after = "10s"           # default grace period before SIGKILL
+
+[tasks.migrate]
+command = ["./migrate", "--up"]          # list = argv, string = run by sh -c
+retry = [
+  { exit_codes = [75], retries = 5, backoff = "2s,60s,3" },
+  { stderr = "connection refused", retries = "inf", backoff = "100ms,2s" },
+  { timeout = true, retries = 2 },
+  { signals = ["KILL"], retries = 1 },
+]
+timeout = "5m"
+
+[tasks.web]
+command = "gunicorn app:app"
+depends_on = { migrate = "succeeded" }   # started | ready | succeeded
+ready = { stdout = "Listening at" }      # or { command = "...", interval = "1s", timeout = "30s" }
+shutdown = "curl -fsS -X POST localhost:8000/drain"
+env = { PORT = "8000" }
+cwd = "services/web"                     # relative to the file
+
+[tasks.poll]
+command = ["./poll.sh"]
+interval = "10s"
+"""
+
+GROUP_KEYS = [
+    ("command", "A list (argv, no shell) or a string (run by sh -c). Required."),
+    (
+        "interval, delay, timeout, deadline, stop_signal, kill_after, jitter, "
+        "shutdown, shutdown_timeout, foreground",
+        "As the longrun exec options of the same name.",
+    ),
+    (
+        "retry",
+        'A list of rules: exit_codes (list or "64-78"), stderr (regex), signals, '
+        "timeout = true; with retries and backoff. exit_codes and stderr in one rule "
+        "must both match.",
+    ),
+    (
+        "retry_exit_code, retry_stderr, retry_signal, retry_timeout",
+        "The longrun exec spec strings, one or a list.",
+    ),
+    ("success_exit_codes", "Extra exit codes that count as success."),
+    (
+        "depends_on",
+        '{ name = "started" | "ready" | "succeeded" }, or a list of names (started). '
+        "A dependency that can no longer meet its condition fails the task (exit 1).",
+    ),
+    (
+        "ready",
+        '{ stdout = REGEX } or { command = "...", interval = "1s", timeout = "30s" }. '
+        "Without it a task is ready once started.",
+    ),
+    ("env", "Extra environment variables."),
+    ("cwd", "Working directory, relative to the file."),
+]
+
+
+def group_page() -> str:
+    command = cli.commands["group"]
+    lines = _header("longrun-group", "run several commands together under one runner")
+    lines += [
+        ".SH SYNOPSIS",
+        "\\fBlongrun group\\fR [\\fIOPTIONS\\fR] [\\fIFILE\\fR]",
+        ".br",
+        "\\fBlongrun group\\fR [\\fIOPTIONS\\fR] \\fB\\-t\\fR \\fINAME\\fR=\\fICOMMAND\\fR ...",
+        ".br",
+        "\\fBlongrun group\\fR [\\fIOPTIONS\\fR] \\fB\\-\\-procfile\\fR \\fIFILE\\fR",
+        ".SH DESCRIPTION",
+        roff(
+            "Starts every task at once, or as soon as its depends_on conditions hold. A task "
+            "that succeeds does not stop the others. When one fails permanently, the runner "
+            "sends the others their stop signal (SIGKILL after kill_after), waits until every "
+            "task has stopped, then runs the shutdown hooks one at a time: dependents before "
+            "what they depend on, ties last-declared first, all within the shutdown timeout. "
+            "A hook that fails or hangs is logged and does not block the next. Each line of "
+            "each task's stdout and stderr goes to longrun's stdout or stderr, prefixed with "
+            "the task name; lines never interleave inside a line. Commands get /dev/null as "
+            "stdin."
+        ),
+        ".SH OPTIONS",
+        *_options(command),
+        ".SH FILES",
+        roff("./longrun.toml is read when no source is given. Its keys:"),
+        ".PP",
+        ".RS 4",
+        ".nf",
+        roff(TOML_SCHEMA.rstrip("\n")),
+        ".fi",
+        ".RE",
+        *_tagged(GROUP_KEYS),
+        ".PP",
+        roff(
+            "A Procfile has one 'name: command' per line; blank lines and lines starting "
+            "with # are ignored."
+        ),
+        ".SH EXIT STATUS",
+        roff("The status of the first task that failed, by the rules of longrun-exec(1):"),
+        *_tagged(EXIT_STATUS),
+        ".SH SIGNALS",
+        roff(SIGNALS.replace("the command's process group", "every task's process group")),
+        ".SH ENVIRONMENT",
+        *_tagged(ENVIRONMENT),
+        ".SH SEE ALSO",
+        "\\fBlongrun\\fR(1), \\fBlongrun\\-exec\\fR(1), \\fBhoncho\\fR(1)",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def main_page() -> str:
     lines = _header("longrun", "run commands as supervised tasks")
     lines += [
@@ -195,7 +307,11 @@ def main_page() -> str:
 
 
 def pages() -> dict[str, str]:
-    return {"longrun.1": main_page(), "longrun-exec.1": exec_page()}
+    return {
+        "longrun.1": main_page(),
+        "longrun-exec.1": exec_page(),
+        "longrun-group.1": group_page(),
+    }
 
 
 def write(directory: Path) -> None:

@@ -52,6 +52,7 @@ class Script:
     signal: int | None = None
     stderr_hits: frozenset[str] = frozenset()
     spawn_error: int | None = None  # 126 or 127: the command cannot start
+    stdout_match_after: float | None = None  # readiness regex seen after this long
 
 
 class FakeChild:
@@ -125,3 +126,51 @@ class FakeSpawner:
 
 def _is_hook(spec: LaunchSpec) -> bool:
     return "LONGRUN_STATUS" in spec.env
+
+
+class GroupSpawner(FakeSpawner):
+    """Scripts per task name; hooks and probes get their own scripts; records a timeline."""
+
+    def __init__(
+        self,
+        clock: FakeClock,
+        scripts: dict[str, list[Script]],
+        hooks: dict[str, Script] | None = None,
+        probes: dict[str, list[Script]] | None = None,
+    ) -> None:
+        super().__init__(clock, [])
+        self._per_task = {name: iter(items) for name, items in scripts.items()}
+        self._hooks = hooks or {}
+        self._probes = {name: iter(items) for name, items in (probes or {}).items()}
+        self.timeline: list[tuple[float, str, str]] = []  # (time, kind, task)
+
+    def spawn(self, spec: LaunchSpec) -> FakeChild:
+        name = spec.env["LONGRUN_TASK"]
+        if _is_hook(spec):
+            kind, script = "hook", self._hooks.get(name, Script())
+        elif spec.quiet:
+            kind, script = "probe", next(self._probes.get(name, iter(())), Script(code=1))
+        else:
+            kind, script = "run", next(self._per_task.get(name, iter(())), Script())
+        self.launches.append(spec)
+        self.start_times.append(self.clock.now())
+        self.timeline.append((self.clock.now(), kind, name))
+        child = FakeChild(self.clock, script, pid=1000 + len(self.launches))
+        self.children.append(child)
+        if (
+            kind == "run"
+            and spec.on_stdout_match is not None
+            and script.stdout_match_after is not None
+        ):
+            asyncio.get_running_loop().call_soon(
+                lambda: asyncio.ensure_future(self._match_later(spec, script))
+            )
+        return child
+
+    async def _match_later(self, spec: LaunchSpec, script: Script) -> None:
+        await self.clock.sleep(script.stdout_match_after or 0.0)
+        assert spec.on_stdout_match is not None
+        spec.on_stdout_match(spec.stdout_patterns[0])
+
+    def started(self, kind: str) -> list[str]:
+        return [name for _, k, name in self.timeline if k == kind]

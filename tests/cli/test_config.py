@@ -1,0 +1,228 @@
+"""Loading groups from TOML, -t and Procfiles; every error names file, line and key."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from longrun_cli.cli.config import ConfigError, from_inline, from_procfile, from_toml
+from longrun_cli.policy.duration import MINUTE, SECOND
+from longrun_cli.policy.errors import SpecError
+from longrun_cli.policy.group import Condition
+
+SPEC_EXAMPLE = """
+[runner]
+shutdown_timeout = "30s"
+kill_after = "10s"
+
+[tasks.migrate]
+command = ["./migrate", "--up"]
+retry = [
+  { exit_codes = [75], retries = 5, backoff = "2s,60s,3" },
+  { stderr = "connection refused", retries = "inf", backoff = "100ms,2s" },
+  { timeout = true, retries = 2 },
+  { signals = ["KILL"], retries = 1 },
+]
+timeout = "5m"
+
+[tasks.web]
+command = "gunicorn app:app"
+depends_on = { migrate = "succeeded" }
+ready = { stdout = "Listening at" }
+shutdown = "curl -fsS -X POST localhost:8000/drain"
+env = { PORT = "8000" }
+cwd = "services/web"
+
+[tasks.poll]
+command = ["./poll.sh"]
+interval = "10s"
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "longrun.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_the_spec_example_loads(tmp_path):
+    """The TOML schema of SPEC §5 loads with every field in place."""
+    group = from_toml(write(tmp_path, SPEC_EXAMPLE))
+    migrate, web, poll = group.tasks
+    assert migrate.spec.argv == ("./migrate", "--up")
+    assert migrate.spec.timeout == 5 * MINUTE
+    assert len(migrate.spec.policy.rules) == 4
+    assert web.spec.argv == ("/bin/sh", "-c", "gunicorn app:app")
+    assert web.depends_on == (("migrate", Condition.SUCCEEDED),)
+    assert web.ready is not None and web.ready.stdout == "Listening at"
+    assert web.spec.env == {"PORT": "8000"}
+    assert web.spec.cwd == str((tmp_path / "services/web").resolve())
+    assert poll.spec.interval == 10 * SECOND
+    assert group.shutdown_order() == ["poll", "web", "migrate"]
+
+
+def test_exec_style_spec_strings_are_accepted(tmp_path):
+    """retry_exit_code etc. take the exec option syntax."""
+    text = (
+        '[tasks.a]\ncommand = "x"\nretry_exit_code = ["75:5:2s", "64-65"]\nretry_timeout = true\n'
+    )
+    (task,) = from_toml(write(tmp_path, text)).tasks
+    assert len(task.spec.policy.rules) == 4
+
+
+def test_combined_rule_needs_both_conditions(tmp_path):
+    """{ exit_codes, stderr } in one rule makes a matcher with both."""
+    text = '[tasks.a]\ncommand = "x"\nretry = [{ exit_codes = [1], stderr = "busy" }]\n'
+    (rule,) = from_toml(write(tmp_path, text)).tasks[0].spec.policy.rules
+    assert rule.matcher.exit_codes == {1}
+    assert rule.matcher.stderr == "busy"
+
+
+def test_runner_kill_after_is_every_tasks_default(tmp_path):
+    """[runner] kill_after applies to tasks that do not set their own."""
+    text = '[runner]\nkill_after = "2s"\n[tasks.a]\ncommand = "x"\n[tasks.b]\ncommand = "y"\nkill_after = "5s"\n'
+    a, b = from_toml(write(tmp_path, text)).tasks
+    assert (a.spec.kill_after, b.spec.kill_after) == (2 * SECOND, 5 * SECOND)
+
+
+@pytest.mark.parametrize(
+    ("text", "fragments"),
+    [
+        ('[tasks.web]\ncommand = "x"\nretri = []\n', ["longrun.toml:3", "tasks.web.retri", "did you mean 'retry'"]),
+        ('[tasks.web]\ncommand = "x"\ntimeout = "5x"\n', ["longrun.toml:3", "tasks.web.timeout", "'5x'"]),
+        ('[tasks.web]\ncommand = ""\n', ["longrun.toml:2", "tasks.web.command", "empty command"]),
+        ('[tasks.web]\ncommand = 5\n', ["tasks.web.command", "got 5"]),
+        ("[tasks.web]\ncomand = 'x'\n", ["tasks.web.comand", "did you mean 'command'"]),
+        ('[tasks.web]\nport = 1\ncommand = "x"\n', ["tasks.web.port", "unknown key"]),
+        ("[tasks.web]\ncommand = 'x'\ndepends_on = { db = 'started' }\n", ["unknown task 'db'"]),
+        ("[tasks.a]\ncommand = 'x'\ndepends_on = ['b']\n[tasks.b]\ncommand = 'y'\ndepends_on = ['a']\n", ["cycle: a -> b -> a"]),
+        ("[tasks.a]\ncommand = 'x'\ndepends_on = { b = 'healthy' }\n[tasks.b]\ncommand='y'\n", ["tasks.a.depends_on.b", "'healthy'"]),
+        ("[tasks.a]\ncommand = 'x'\nretry = [{ exit_codes = [0] }]\n", ["tasks.a.retry.exit_codes", "0 is outside 1..255"]),
+        ("[tasks.a]\ncommand = 'x'\nretry = [{ retries = 2 }]\n", ["a rule needs"]),
+        ("[tasks.a]\ncommand = 'x'\nretry = [{ stderr = '(' }]\n", ["tasks.a.retry.stderr", "invalid regex"]),
+        ("[tasks.a]\ncommand = 'x'\nready = { stdout = 'x', command = 'y' }\n", ["tasks.a.ready", "exactly one"]),
+        ("[tasks.a]\ncommand = 'x'\nenv = { A = [1] }\n", ["tasks.a.env", "A: expected a string"]),
+        ("[runner]\nshutdown_timeout = 'soon'\n[tasks.a]\ncommand='x'\n", ["longrun.toml:2", "runner.shutdown_timeout"]),
+        ("[tasks]\n", ["define at least one"]),
+        ("[task.a]\ncommand = 'x'\n", ["task: unknown key", "did you mean 'tasks'"]),
+        ("[tasks.a]\ncommand = = 'x'\n", ["invalid TOML", "line 2"]),
+        ("[tasks.'bad name']\ncommand = 'x'\n", ["tasks.bad name", "task names may only"]),
+    ],
+)  # fmt: skip
+def test_bad_toml_names_file_line_and_key(tmp_path, text, fragments):
+    """Errors carry the file, the line where it was found and the key."""
+    with pytest.raises(ConfigError) as info:
+        from_toml(write(tmp_path, text))
+    message = str(info.value)
+    assert "\n" not in message
+    for fragment in fragments:
+        assert fragment in message
+
+
+def test_missing_file_is_a_clear_error(tmp_path):
+    """A missing longrun.toml says so."""
+    with pytest.raises(ConfigError, match="no such file"):
+        from_toml(tmp_path / "longrun.toml")
+
+
+def test_procfile_reads_name_command_lines(tmp_path):
+    """Comments and blank lines are skipped; commands run by sh -c."""
+    path = write(
+        tmp_path, "# comment\n\nweb: python -m http.server $PORT\nworker:  ./w.sh\n", "Procfile"
+    )
+    group = from_procfile(path, 30 * SECOND, None)
+    assert [t.name for t in group.tasks] == ["web", "worker"]
+    assert group.tasks[0].spec.argv == ("/bin/sh", "-c", "python -m http.server $PORT")
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("web python\n", "Procfile:1: expected 'name: command'"),
+        ("web: a\nweb: b\n", "Procfile:2: duplicate process name 'web' (first on line 1)"),
+        ("we b: a\n", "Procfile:1"),
+        ("# nothing\n", "no tasks defined"),
+    ],
+)
+def test_bad_procfile_lines_are_named(tmp_path, text, fragment):
+    """A bad Procfile line is reported with its number."""
+    with pytest.raises(ConfigError, match="Procfile") as info:
+        from_procfile(write(tmp_path, text, "Procfile"), 30 * SECOND, None)
+    assert fragment in str(info.value)
+
+
+def test_inline_tasks_and_their_errors():
+    """-t NAME=COMMAND builds sh -c tasks; bad or duplicate names are errors."""
+    group = from_inline(["a=echo 1", "b=sleep 1"], 30 * SECOND, 2 * SECOND)
+    assert [t.spec.argv[-1] for t in group.tasks] == ["echo 1", "sleep 1"]
+    assert group.tasks[0].spec.kill_after == 2 * SECOND
+    for bad, fragment in [("noequals", "NAME=COMMAND"), ("a=", "empty command"), ("=x", "NAME")]:
+        with pytest.raises(ConfigError, match=fragment):
+            from_inline([bad], 30 * SECOND, None)
+    with pytest.raises(ConfigError, match="duplicate task name 'a'"):
+        from_inline(["a=x", "a=y"], 30 * SECOND, None)
+
+
+def test_stop_signal_accepts_names_and_numbers(tmp_path):
+    """stop_signal = "INT" or 2."""
+    text = "[tasks.a]\ncommand='x'\nstop_signal='INT'\n[tasks.b]\ncommand='y'\nstop_signal=2\n"
+    a, b = from_toml(write(tmp_path, text)).tasks
+    assert a.spec.stop_signal == b.spec.stop_signal == signal.SIGINT
+
+
+@given(st.text(max_size=200))
+def test_random_toml_loads_or_raises_config_error(text):
+    """Arbitrary file content never raises anything but SpecError."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "longrun.toml"
+        path.write_text(text, errors="surrogateescape")
+        try:
+            from_toml(path)
+        except SpecError as exc:
+            assert "\n" not in str(exc)
+
+
+@given(st.text(max_size=200))
+def test_random_procfile_loads_or_raises_config_error(text):
+    """Arbitrary Procfile content never raises anything but SpecError."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "Procfile"
+        path.write_text(text, errors="surrogateescape")
+        try:
+            from_procfile(path, 30 * SECOND, None)
+        except SpecError as exc:
+            assert str(exc)
+
+
+VALUES = st.one_of(
+    st.text(max_size=8),
+    st.integers(-5, 300),
+    st.booleans(),
+    st.lists(st.integers(0, 300), max_size=3),
+)
+KEYS = st.sampled_from(
+    ["interval", "delay", "timeout", "deadline", "stop_signal", "kill_after", "jitter",
+     "success_exit_codes", "shutdown", "shutdown_timeout", "foreground", "retry_exit_code",
+     "retry_stderr", "retry_signal", "retry_timeout", "depends_on", "ready", "env", "cwd"]
+)  # fmt: skip
+
+
+@given(key=KEYS, value=VALUES)
+def test_random_values_for_known_keys_load_or_raise_config_error(tmp_path_factory, key, value):
+    """Any value of any type for any key: a group or a ConfigError, never a traceback."""
+    import json
+
+    path = tmp_path_factory.mktemp("cfg") / "longrun.toml"
+    path.write_text(f'[tasks.a]\ncommand = "x"\n{key} = {json.dumps(value)}\n')
+    try:
+        from_toml(path)
+    except SpecError as exc:
+        assert "tasks.a" in str(exc) or "longrun.toml" in str(exc)

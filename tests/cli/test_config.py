@@ -58,7 +58,8 @@ def test_the_spec_example_loads(tmp_path):
     assert len(migrate.spec.policy.rules) == 4
     assert web.spec.argv == ("/bin/sh", "-c", "gunicorn app:app")
     assert web.depends_on == (("migrate", Condition.SUCCEEDED),)
-    assert web.ready is not None and web.ready.stdout == "Listening at"
+    assert web.ready is not None
+    assert web.ready.stdout == "Listening at"
     assert web.spec.env == {"PORT": "8000"}
     assert web.spec.cwd == str((tmp_path / "services/web").resolve())
     assert poll.spec.interval == 10 * SECOND

@@ -141,7 +141,7 @@ def test_ready_probe_timeout_fails_waiting_dependents():
     """A probe that never passes within its timeout fails the dependents."""
     probe = ReadyProbe(command="check", interval=SECOND, timeout=3 * SECOND)
     tasks = [gtask("db", ready=probe), gtask("app", ("db", Condition.READY))]
-    result, _, sink, clock = run_group(tasks, {"db": [Script(duration=FOREVER)]})
+    result, _, sink, _ = run_group(tasks, {"db": [Script(duration=FOREVER)]})
     assert (result.first_failure, result.exit_status) == ("app", 1)
     assert "not-ready" in sink.names()
 

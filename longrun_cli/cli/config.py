@@ -69,7 +69,68 @@ class ConfigError(SpecError):
     """A group definition is invalid; the message names file, line and key."""
 
 
+# Characters that give a command line meaning only a shell can supply.
+_SHELL_SYNTAX = frozenset("$`\\\"'*?[]~|&;<>(){}#=%!\n")
+# Words a shell runs itself (keywords and builtins with no binary of the same effect).
+_SHELL_WORDS = frozenset(
+    [
+        "exec",
+        "cd",
+        "export",
+        "set",
+        "unset",
+        "eval",
+        ".",
+        "source",
+        "alias",
+        "ulimit",
+        "umask",
+        "trap",
+        "wait",
+        "read",
+        "shift",
+        "readonly",
+        "return",
+        "exit",
+        "break",
+        "continue",
+        "times",
+        "if",
+        "then",
+        "else",
+        "elif",
+        "fi",
+        "for",
+        "while",
+        "until",
+        "do",
+        "done",
+        "case",
+        "esac",
+        "function",
+        "local",
+        "command",
+        "type",
+        "hash",
+        "jobs",
+        "fg",
+        "bg",
+    ]
+)
+
+
 def shell(command: str) -> tuple[str, ...]:
+    """argv for a command string: direct when it is plain words, else ``sh -c``.
+
+    ``sleep 60`` and ``sh -c "sleep 60"`` behave the same, but the direct form
+    costs one process less and receives signals itself. A leading ``exec`` is
+    what that would do anyway.
+    """
+    words = command.split()
+    if words and words[0] == "exec":
+        words = words[1:]
+    if words and words[0] not in _SHELL_WORDS and not _SHELL_SYNTAX.intersection(command):
+        return tuple(words)
     return ("/bin/sh", "-c", command)
 
 

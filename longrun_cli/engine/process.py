@@ -176,13 +176,17 @@ class Supervisor:
     def __init__(self) -> None:
         self._children: dict[int, Child] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._reap_any = os.getpid() == 1
         self._sentinel: _Sentinel | None = None
 
     def install(self) -> None:
         """Start reaping on SIGCHLD; call from inside the running event loop."""
         self._loop = asyncio.get_running_loop()
         self._loop.add_signal_handler(signal.SIGCHLD, self._reap)
+        # A burst of exits (a group of hundreds stopping at once) can fill the
+        # loop's wakeup socket; a dropped wakeup byte is harmless (the handler
+        # reaps every exited child), but Python would print a traceback for it.
+        wakeup_fd = signal.set_wakeup_fd(-1)
+        signal.set_wakeup_fd(wakeup_fd, warn_on_full_buffer=False)
 
     def close(self) -> None:
         """Kill anything still running, stop reaping and let the sentinel go."""
@@ -252,22 +256,11 @@ class Supervisor:
         )
 
     def _reap(self) -> None:
-        if self._reap_any:
-            self._reap_all()
-            return
-        for pid, child in list(self._children.items()):
-            if not child.running:
-                continue
-            try:
-                done, status = os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                continue
-            if done:
-                child._set_exited(status)
-        if self._sentinel is not None:
-            self._sentinel.reap()
+        """Reap every exited child: ours, the sentinel, and orphans adopted as PID 1.
 
-    def _reap_all(self) -> None:
+        One waitpid(-1) per exit, not one per live child: stopping a group of
+        hundreds stays linear. The supervisor owns all of longrun's children.
+        """
         while True:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
@@ -278,6 +271,8 @@ class Supervisor:
             child = self._children.get(pid)
             if child is not None:
                 child._set_exited(status)
+            elif self._sentinel is not None:
+                self._sentinel.reaped(pid)
 
 
 class SignalRouter:
@@ -327,8 +322,12 @@ def _copier(
 
     read_fd, write_fd = pipe
     os.close(write_fd)
-    with contextlib.suppress(OSError):
-        fcntl.fcntl(read_fd, _F_SETPIPE_SZ, CHUNK)
+    if prefix is None:
+        # Only exec's single copied stream gets a big pipe: a group has hundreds,
+        # and past the per-user pipe-page limit the kernel shrinks new pipes to
+        # one page.
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(read_fd, _F_SETPIPE_SZ, CHUNK)
     return StreamCopier(read_fd, dest_fd, patterns, prefix=prefix, on_match=on_match)
 
 
@@ -368,10 +367,9 @@ class _Sentinel:
     def release(self, target: str) -> None:
         self._send(f"- {target}\n")
 
-    def reap(self) -> None:
-        with contextlib.suppress(ChildProcessError):
-            if self._popen.returncode is None:
-                self._popen.poll()
+    def reaped(self, pid: int) -> None:
+        if pid == self._popen.pid:
+            self._popen.returncode = 0  # Popen must not wait for it again
 
     def close(self) -> None:
         if self._write_fd >= 0:

@@ -14,10 +14,12 @@ Two modes:
 
 from __future__ import annotations
 
+import _thread
 import asyncio
 import contextlib
 import errno
 import os
+import signal
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -30,6 +32,16 @@ OVERLAP = 4 * 1024
 LINE_CAP = 64 * 1024
 
 _locks: dict[int, threading.Lock] = {}
+_LOOP_SIGNALS = {
+    signal.SIGCHLD,
+    signal.SIGTERM,
+    signal.SIGINT,
+    signal.SIGHUP,
+    signal.SIGQUIT,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+    signal.SIGWINCH,
+}
 
 
 def destination_lock(fd: int) -> threading.Lock:
@@ -65,13 +77,17 @@ class StreamCopier:
         self._prefix = prefix
         self._on_match = on_match
         self._carry = bytearray()
-        threading.Thread(target=self._run, daemon=True).start()
+        # The low-level call does not wait for the thread to be scheduled, which
+        # threading.Thread.start does: a group of 200 tasks starts 400 copiers.
+        _thread.start_new_thread(self._run, ())
 
     async def finish(self) -> frozenset[str]:
         """Wait for end of stream; returns the patterns seen."""
         return await asyncio.shield(self._done)
 
     def _run(self) -> None:
+        # Signals belong to the event loop's thread, where their handlers run.
+        signal.pthread_sigmask(signal.SIG_BLOCK, _LOOP_SIGNALS)
         try:
             if self._prefix is None:
                 self._copy_raw()

@@ -56,7 +56,7 @@ def test_the_spec_example_loads(tmp_path):
     assert migrate.spec.argv == ("./migrate", "--up")
     assert migrate.spec.timeout == 5 * MINUTE
     assert len(migrate.spec.policy.rules) == 4
-    assert web.spec.argv == ("/bin/sh", "-c", "gunicorn app:app")
+    assert web.spec.argv == ("gunicorn", "app:app")
     assert web.depends_on == (("migrate", Condition.SUCCEEDED),)
     assert web.ready is not None
     assert web.ready.stdout == "Listening at"
@@ -158,8 +158,8 @@ def test_bad_procfile_lines_are_named(tmp_path, text, fragment):
 
 def test_inline_tasks_and_their_errors():
     """-t NAME=COMMAND builds sh -c tasks; bad or duplicate names are errors."""
-    group = from_inline(["a=echo 1", "b=sleep 1"], 30 * SECOND, 2 * SECOND)
-    assert [t.spec.argv[-1] for t in group.tasks] == ["echo 1", "sleep 1"]
+    group = from_inline(["a=echo $X", "b=sleep 1"], 30 * SECOND, 2 * SECOND)
+    assert [t.spec.argv for t in group.tasks] == [("/bin/sh", "-c", "echo $X"), ("sleep", "1")]
     assert group.tasks[0].spec.kill_after == 2 * SECOND
     for bad, fragment in [("noequals", "NAME=COMMAND"), ("a=", "empty command"), ("=x", "NAME")]:
         with pytest.raises(ConfigError, match=fragment):
@@ -227,3 +227,25 @@ def test_random_values_for_known_keys_load_or_raise_config_error(tmp_path_factor
         from_toml(path)
     except SpecError as exc:
         assert "tasks.a" in str(exc) or "longrun.toml" in str(exc)
+
+
+@pytest.mark.parametrize(
+    ("command", "argv"),
+    [
+        ("sleep 60", ("sleep", "60")),
+        ("exec sleep 60", ("sleep", "60")),
+        ("gunicorn app:app", ("gunicorn", "app:app")),
+        ("echo $HOME", ("/bin/sh", "-c", "echo $HOME")),
+        ("a=1 b", ("/bin/sh", "-c", "a=1 b")),
+        ("cd /tmp", ("/bin/sh", "-c", "cd /tmp")),
+        ("x > y", ("/bin/sh", "-c", "x > y")),
+        ("echo 'a b'", ("/bin/sh", "-c", "echo 'a b'")),
+        ("ls *.py", ("/bin/sh", "-c", "ls *.py")),
+        ("a && b", ("/bin/sh", "-c", "a && b")),
+    ],
+)
+def test_plain_command_strings_skip_the_shell(command, argv):
+    """Plain words are executed directly; anything a shell must interpret goes to sh -c."""
+    from longrun_cli.cli.config import shell
+
+    assert shell(command) == argv

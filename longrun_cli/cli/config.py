@@ -6,10 +6,9 @@ the key, with a "did you mean" for misspelt keys.
 
 from __future__ import annotations
 
-import difflib
+import os
 import re
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any, TypeVar
 
 from longrun_cli.policy.backoff import Backoff
@@ -33,6 +32,7 @@ from longrun_cli.policy.spec import (
 from longrun_cli.policy.taskspec import TaskSpec
 
 T = TypeVar("T")
+StrPath = str | os.PathLike[str]
 
 NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 PROCFILE_LINE = re.compile(r"^([A-Za-z0-9_-]+):\s*(.+)$")
@@ -162,7 +162,7 @@ def from_inline(
 # --- Procfile ----------------------------------------------------------------------
 
 
-def from_procfile(path: Path, shutdown_timeout: int, kill_after: int | None) -> GroupSpec:
+def from_procfile(path: StrPath, shutdown_timeout: int, kill_after: int | None) -> GroupSpec:
     text = _read(path)
     tasks: list[GroupTask] = []
     lines: dict[str, int] = {}
@@ -198,9 +198,10 @@ def _group(tasks: list[GroupTask], shutdown_timeout: int, source: str) -> GroupS
         raise ConfigError(f"{source}: {exc}") from None
 
 
-def _read(path: Path) -> str:
+def _read(path: StrPath) -> str:
     try:
-        return path.read_text()
+        with open(path, encoding="utf-8") as file:
+            return file.read()
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -211,7 +212,7 @@ def _read(path: Path) -> str:
 
 
 def from_toml(
-    path: Path, shutdown_timeout: int | None = None, kill_after: int | None = None
+    path: StrPath, shutdown_timeout: int | None = None, kill_after: int | None = None
 ) -> GroupSpec:
     """Load ``path``; command-line values, when given, override ``[runner]``."""
     import tomllib
@@ -225,7 +226,7 @@ def from_toml(
 
 
 class _TomlLoader:
-    def __init__(self, path: Path, text: str) -> None:
+    def __init__(self, path: StrPath, text: str) -> None:
         self.path = path
         self.lines = text.splitlines()
 
@@ -264,6 +265,8 @@ class _TomlLoader:
     ) -> None:
         for key in table:
             if key not in allowed:
+                import difflib
+
                 close = difflib.get_close_matches(key, allowed, n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
                 known = ", ".join(allowed)
@@ -331,7 +334,8 @@ class _TomlLoader:
             fields["env"] = self.value((*where, "env"), table["env"], _env)
         if "cwd" in table:
             cwd = self.value((*where, "cwd"), table["cwd"], _string)
-            fields["cwd"] = str((self.path.parent / cwd).resolve())
+            base = os.path.dirname(os.path.abspath(self.path))
+            fields["cwd"] = os.path.realpath(os.path.join(base, cwd))
         fields["policy"] = self.policy(where, table)
         spec = self.value(where, fields, lambda f: TaskSpec(**f))
         depends = self.depends(where, table.get("depends_on", {}))

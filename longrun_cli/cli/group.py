@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 from longrun_cli.cli.config import ConfigError, from_inline, from_procfile, from_toml
 from longrun_cli.policy.duration import SECOND, parse_duration
@@ -32,8 +31,8 @@ def load_group(
     if inline:
         return from_inline(inline, bound or 30 * SECOND, grace)
     if procfile:
-        return from_procfile(Path(procfile), bound or 30 * SECOND, grace)
-    return from_toml(Path(file or DEFAULT_FILE), bound, grace)
+        return from_procfile(procfile, bound or 30 * SECOND, grace)
+    return from_toml(file or DEFAULT_FILE, bound, grace)
 
 
 def _duration(option: str, value: str | None) -> int | None:

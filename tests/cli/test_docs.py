@@ -32,10 +32,11 @@ def test_man_pages_render_without_warnings(name):
     assert result.stderr == ""
 
 
-def test_readme_documents_every_exec_option():
-    """Every option of longrun exec appears in the README's option table."""
+@pytest.mark.parametrize("name", ["exec", "group"])
+def test_readme_documents_every_option(name):
+    """Every option of longrun exec and longrun group appears in the README."""
     readme = (ROOT / "README.md").read_text()
-    command = cli.commands["exec"]
+    command = cli.commands[name]
     missing = [
         opt
         for param in command.params

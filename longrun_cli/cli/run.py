@@ -6,10 +6,10 @@ import sys
 from typing import TYPE_CHECKING
 
 from longrun_cli.cli.render import LogRenderer
-from longrun_cli.cli.session import run_session
+from longrun_cli.cli.session import Session, run_session
 from longrun_cli.engine.clock import MonotonicClock
-from longrun_cli.engine.process import Supervisor, reraise
-from longrun_cli.engine.task import StopControl, Task, TaskResult
+from longrun_cli.engine.process import reraise
+from longrun_cli.engine.task import Task, TaskResult
 from longrun_cli.policy.taskspec import TaskSpec
 
 if TYPE_CHECKING:
@@ -17,8 +17,11 @@ if TYPE_CHECKING:
 
 
 def run_exec(spec: TaskSpec, renderer: LogRenderer) -> int:
-    async def work(supervisor: Supervisor, stop: StopControl) -> TaskResult:
-        task = Task(spec, supervisor, MonotonicClock(), renderer, stop)
+    async def work(session: Session) -> TaskResult:
+        trace = session.tracer.task(spec.name, spec.argv)
+        task = Task(
+            spec, session.supervisor, MonotonicClock(), session.sink, session.stop, trace=trace
+        )
         result = await task.run()
         await task.run_hook(result)
         return result
@@ -44,9 +47,17 @@ def run_group(group: GroupSpec, renderer: LogRenderer, *, prefix: bool) -> int:
 
     prefixes = output_prefixes([task.name for task in group.tasks], enabled=prefix)
 
-    async def work(supervisor: Supervisor, stop: StopControl) -> RunnerResult:
-        runner = Runner(group, supervisor, MonotonicClock(), renderer, stop, prefixes=prefixes)
+    async def work(session: Session) -> RunnerResult:
+        runner = Runner(
+            group,
+            session.supervisor,
+            MonotonicClock(),
+            session.sink,
+            session.stop,
+            prefixes=prefixes,
+            trace=session.tracer.group([task.name for task in group.tasks]),
+        )
         return await runner.run()
 
-    result, stop_signal = run_session(work, renderer)
+    result, stop_signal = run_session(work, renderer, ready_event="all-ready")
     return _finish(result.exit_status, stop_signal)

@@ -1,58 +1,79 @@
-"""Run engine work inside an event loop with longrun's signal handling installed."""
+"""Run engine work inside an event loop with longrun's signals and telemetry in place."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from longrun_cli.engine.events import Event, EventSink, Level
 from longrun_cli.engine.process import SignalRouter, Supervisor
 from longrun_cli.engine.task import StopControl
 from longrun_cli.policy.signals import forwarded_signals, signal_name, stop_signals
+from longrun_cli.telemetry import Tracer, tracer_from_environment
 
 R = TypeVar("R")
 
 
+class Session(NamedTuple):
+    """What engine work gets from the session: processes, stop requests, telemetry."""
+
+    supervisor: Supervisor
+    stop: StopControl
+    sink: EventSink
+    tracer: Tracer
+
+
 def run_session(
-    work: Callable[[Supervisor, StopControl], Coroutine[Any, Any, R]],
+    work: Callable[[Session], Coroutine[Any, Any, R]],
     sink: EventSink,
     *,
     forward_winch: bool = True,
+    ready_event: str = "start",
 ) -> tuple[R, int | None]:
-    """Run ``work`` with TERM/INT/HUP/QUIT stopping gracefully and USR1/USR2/WINCH forwarded."""
-    return asyncio.run(_session(work, sink, forward_winch))
+    """Run ``work`` with TERM/INT/HUP/QUIT stopping gracefully and USR1/USR2/WINCH forwarded.
+
+    ``ready_event`` is the engine event after which systemd hears READY=1. Spans
+    are flushed, within a bounded time, however the work ends.
+    """
+    tracer = tracer_from_environment(os.environ)
+    try:
+        return asyncio.run(_session(work, sink, tracer, forward_winch, ready_event))
+    finally:
+        warning = tracer.flush()
+        if warning is not None:
+            sink.emit(Event("tracing", "longrun", Level.WARNING, warning))
 
 
 async def _session(
-    work: Callable[[Supervisor, StopControl], Coroutine[Any, Any, R]],
+    work: Callable[[Session], Coroutine[Any, Any, R]],
     sink: EventSink,
+    tracer: Tracer,
     forward_winch: bool,
+    ready_event: str,
 ) -> tuple[R, int | None]:
     supervisor = Supervisor()
     supervisor.install()
     stop = StopControl()
+    notifier = None
+    keep_alive = None
+    if "NOTIFY_SOCKET" in os.environ:
+        from longrun_cli.telemetry.notify import Notifier, NotifyingSink
+
+        notifier = Notifier.from_environment(os.environ)
+        if notifier is not None:
+            sink = NotifyingSink(sink, notifier, ready_event=ready_event)
+            keep_alive = asyncio.ensure_future(notifier.keep_alive())
 
     def on_stop(signum: int) -> None:
         if stop.request(signum):
-            sink.emit(
-                Event(
-                    "kill-now",
-                    "longrun",
-                    Level.WARNING,
-                    f"second {signal_name(signum)}: killing the commands now",
-                )
-            )
+            message = f"second {signal_name(signum)}: killing the commands now"
+            sink.emit(Event("kill-now", "longrun", Level.WARNING, message))
         else:
-            sink.emit(
-                Event(
-                    "stop-requested",
-                    "longrun",
-                    Level.INFO,
-                    f"received {signal_name(signum)}: stopping gracefully",
-                )
-            )
+            message = f"received {signal_name(signum)}: stopping gracefully"
+            sink.emit(Event("stop-requested", "longrun", Level.INFO, message))
 
     router = SignalRouter()
     for signum in stop_signals():
@@ -61,8 +82,13 @@ async def _session(
         if signum != signal.SIGWINCH or forward_winch:
             router.route(signum, supervisor.forward)
     try:
-        result = await work(supervisor, stop)
+        result = await work(Session(supervisor, stop, sink, tracer))
     finally:
         router.close()
         supervisor.close()
+        if notifier is not None:
+            notifier.send("STOPPING=1")
+            notifier.close()
+        if keep_alive is not None:
+            keep_alive.cancel()
     return result, stop.signal

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 from longrun_cli.engine.clock import Clock
@@ -20,6 +20,7 @@ from longrun_cli.engine.process import LaunchSpec, SpawnError
 from longrun_cli.engine.task import Spawner, StopControl, Task, TaskIO, TaskResult, TaskStatus
 from longrun_cli.policy.duration import format_duration, to_seconds
 from longrun_cli.policy.group import Condition, GroupSpec, GroupTask, ReadyProbe
+from longrun_cli.telemetry import NO_TASK, GroupTrace
 
 FAILURES = (TaskStatus.FAILED, TaskStatus.EXHAUSTED, TaskStatus.DEADLINE)
 # A task whose dependency can no longer meet its condition fails with this status.
@@ -35,8 +36,9 @@ class RunnerResult(NamedTuple):
 class _TaskState:
     """What dependents can observe about one task while it runs."""
 
-    def __init__(self, group_task: GroupTask) -> None:
+    def __init__(self, group_task: GroupTask, on_ready: Callable[[], None]) -> None:
         self.group_task = group_task
+        self.on_ready = on_ready
         self.started = asyncio.Event()
         self.ready = asyncio.Event()
         self.ready_failed = asyncio.Event()
@@ -45,8 +47,9 @@ class _TaskState:
 
     def mark_started(self) -> None:
         self.started.set()
-        if self.group_task.ready is None:
+        if self.group_task.ready is None and not self.ready.is_set():
             self.ready.set()
+            self.on_ready()
 
 
 class Runner:
@@ -60,7 +63,9 @@ class Runner:
         *,
         prefixes: Mapping[str, bytes] | None = None,
         environ: Mapping[str, str] = os.environ,
+        trace: GroupTrace | None = None,
     ) -> None:
+        self._trace = trace
         self._group = group
         self._spawner = spawner
         self._clock = clock
@@ -70,16 +75,21 @@ class Runner:
         self._environ = environ
         self._states: dict[str, _TaskState] = {}
         self._first_failure: str | None = None
+        self._all_ready_sent = False
 
     async def run(self) -> RunnerResult:
         """Run every task to its end, then the hooks; never raises for a failing command."""
-        self._states = {task.name: _TaskState(task) for task in self._group.tasks}
+        self._states = {
+            task.name: _TaskState(task, self._check_all_ready) for task in self._group.tasks
+        }
         await asyncio.gather(*(self._run_one(state) for state in self._states.values()))
         results = {name: state.done.result() for name, state in self._states.items()}
         await self._run_hooks(results)
         status = 0
         if self._first_failure is not None:
             status = results[self._first_failure].exit_status
+        if self._trace is not None:
+            self._trace.finish(status, self._first_failure)
         return RunnerResult(status, self._first_failure, results)
 
     async def _run_one(self, state: _TaskState) -> None:
@@ -95,6 +105,7 @@ class Runner:
             # Dependents wait on this future: it must resolve on every way out.
             if not state.done.done():
                 state.done.set_result(result)
+            self._check_all_ready()
         if result.status in FAILURES and self._first_failure is None:
             self._first_failure = group_task.name
             self._emit(
@@ -124,6 +135,9 @@ class Runner:
             self._stop,
             environ=self._environ,
             io=io,
+            trace=self._trace.task(group_task.name, group_task.spec.argv)
+            if self._trace is not None
+            else NO_TASK,
         )
         state.task = task
         prober = None
@@ -141,6 +155,15 @@ class Runner:
         if not state.ready.is_set():
             state.ready.set()
             self._emit(state.group_task.name, "ready", Level.INFO, "ready")
+            self._check_all_ready()
+
+    def _check_all_ready(self) -> None:
+        """One event when every task is ready (or already done): systemd's READY=1."""
+        if self._all_ready_sent:
+            return
+        if all(s.ready.is_set() or s.done.done() for s in self._states.values()):
+            self._all_ready_sent = True
+            self._emit("longrun", "all-ready", Level.DEBUG, "every task is ready")
 
     async def _watch_readiness(self, state: _TaskState, probe: ReadyProbe) -> None:
         """Wait for the stdout regex, or run the probe command until it succeeds."""

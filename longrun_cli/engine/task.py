@@ -22,6 +22,7 @@ from longrun_cli.policy.signals import signal_name
 from longrun_cli.policy.status import EXIT_TIMEOUT, exit_status
 from longrun_cli.policy.taskspec import TaskSpec
 from longrun_cli.policy.tracker import Budgets
+from longrun_cli.telemetry import NO_TASK, AttemptTrace, TaskTrace
 
 
 class ChildProcess(Protocol):
@@ -121,9 +122,14 @@ class Task:
         uniform01: Callable[[], float] | None = None,
         environ: Mapping[str, str] = os.environ,
         io: TaskIO = EXEC_IO,
+        trace: TaskTrace = NO_TASK,
     ) -> None:
         self.spec = spec
         self._io = io
+        self._trace = trace
+        self._attempt_trace: AttemptTrace | None = None
+        self._attempt_pid: int | None = None
+        self._verdict: tuple[str, float | None] = ("success", None)
         self._spawner = spawner
         self._clock = clock
         self._sink = sink
@@ -139,7 +145,14 @@ class Task:
         started = self._clock.now()
         if self.spec.deadline is not None:
             self._deadline_at = started + to_seconds(self.spec.deadline)
-        return await self._run_policy()
+        result = await self._run_policy()
+        failed = result.status in (TaskStatus.FAILED, TaskStatus.EXHAUSTED, TaskStatus.DEADLINE)
+        error = None
+        if failed:
+            cause = result.outcome.describe() if result.outcome is not None else "deadline passed"
+            error = f"{result.status.value}: {cause}"
+        self._trace.finish(result.status.value, result.exit_status, error)
+        return result
 
     async def run_hook(self, result: TaskResult, limit: float | None = None) -> None:
         """Run the shutdown hook, if any, bounded by its timeout and by ``limit`` seconds."""
@@ -175,9 +188,13 @@ class Task:
             sample = self._uniform01() if self.spec.policy.jitter else 0.0
             decision, budgets = self.spec.policy.decide(budgets, outcome, sample)
             if decision.verdict is not Verdict.SUCCESS:
-                return self._on_failure(outcome, decision, budgets)
+                ended = self._on_failure(outcome, decision, budgets)
+                self._close_attempt(outcome, decision)
+                return ended
             self._streak = 0
             self._emit("succeeded", Level.DEBUG, "attempt succeeded", run=self._runs)
+            self._verdict = ("success", None)
+            self._close_attempt(outcome, decision)
             if interval is None:
                 return TaskResult(TaskStatus.SUCCEEDED, 0, self._runs, outcome)
             now = self._clock.now()
@@ -222,6 +239,7 @@ class Task:
                         "deadline leaves no time for the next retry",
                         delay=format_duration(decision.delay),
                     )
+                    self._verdict = ("timeout", None)
                     return TaskResult(TaskStatus.DEADLINE, EXIT_TIMEOUT, self._runs, outcome)
             self._emit(
                 "retry",
@@ -231,6 +249,7 @@ class Task:
                 retry=f"{decision.attempt + 1}/{budget}",
                 delay=format_duration(decision.delay),
             )
+            self._verdict = ("retry", to_seconds(decision.delay))
             return decision, budgets
         if decision.verdict is Verdict.EXHAUSTED:
             self._emit(
@@ -241,14 +260,51 @@ class Task:
                 retries=decision.attempt,
                 exit_status=status,
             )
+            self._verdict = ("exhausted", None)
             return TaskResult(TaskStatus.EXHAUSTED, status, self._runs, outcome)
         self._emit("permanent", Level.ERROR, "permanent failure", exit_status=status)
+        self._verdict = ("timeout" if outcome.timed_out else "permanent", None)
         return TaskResult(TaskStatus.FAILED, status, self._runs, outcome)
+
+    def _close_attempt(self, outcome: Outcome, decision: Decision) -> None:
+        """End the invocation's span with what was decided about it."""
+        trace, self._attempt_trace = self._attempt_trace, None
+        if trace is None:
+            return
+        label, delay = self._verdict
+        rule = None
+        if decision.rule is not None:
+            rule = self.spec.policy.rules[decision.rule].matcher.describe()
+        trace.finish(
+            decision=label,
+            exit_code=outcome.exit_code,
+            signal=outcome.signal,
+            rule=rule,
+            delay_seconds=delay,
+            error=None if label == "success" else outcome.describe(),
+            pid=self._attempt_pid,
+        )
+
+    def _abandon_attempt(self, label: str, error: str | None) -> None:
+        trace, self._attempt_trace = self._attempt_trace, None
+        if trace is not None:
+            trace.finish(
+                decision=label,
+                exit_code=None,
+                signal=None,
+                rule=None,
+                delay_seconds=None,
+                error=error,
+                pid=self._attempt_pid,
+            )
 
     async def _attempt(self) -> Outcome | Interrupt:
         self._runs += 1
         attempt = self._streak + 1
+        self._attempt_trace = self._trace.attempt(self._runs, attempt, self.spec.argv)
+        self._attempt_pid = None
         env = self._base_env.copy()
+        env.update(self._attempt_trace.child_env())
         env["LONGRUN_ATTEMPT"] = str(attempt)
         env["LONGRUN_RUN"] = str(self._runs)
         launch = LaunchSpec(
@@ -268,6 +324,7 @@ class Task:
             child = self._spawner.spawn(launch)
         except SpawnError as exc:
             return Outcome(exit_code=exc.status, spawn_error=str(exc))
+        self._attempt_pid = child.pid
         if self._io.on_started is not None:
             self._io.on_started()
         self._emit(
@@ -291,7 +348,11 @@ class Task:
         status = await child.wait()
         if reason == "timeout":
             return Outcome(exit_code=status.code, timed_out=True, stderr_hits=status.stderr_hits)
-        return Interrupt.DEADLINE if reason == "deadline" else Interrupt.STOP
+        if reason == "deadline":
+            self._abandon_attempt("timeout", "deadline passed")
+            return Interrupt.DEADLINE
+        self._abandon_attempt("stopped", None)
+        return Interrupt.STOP
 
     async def _race(self, exited: asyncio.Future[int], timeout: float | None) -> str | None:
         """Wait for the command to exit; name what came first if it was not the command."""
@@ -395,7 +456,8 @@ class Task:
         )
 
     def _emit(self, name: str, level: Level, message: str, **fields: object) -> None:
-        self._sink.emit(Event(name, self.spec.name, level, message, tuple(fields.items())))
+        ids = (self._attempt_trace or self._trace).log_ids()
+        self._sink.emit(Event(name, self.spec.name, level, message, (*fields.items(), *ids)))
 
 
 def _random_sample() -> float:

@@ -1,0 +1,129 @@
+"""Telemetry behind a small interface: tracing (OpenTelemetry) and systemd notification.
+
+The engine talks to ``Tracer``/``TaskTrace``/``AttemptTrace``; with nothing
+configured it gets the no-op versions below and OpenTelemetry is never imported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+
+class AttemptTrace(Protocol):
+    def child_env(self) -> dict[str, str]:
+        """Variables that carry this attempt's context into the command (TRACEPARENT)."""
+        ...
+
+    def log_ids(self) -> tuple[tuple[str, object], ...]:
+        """``trace_id``/``span_id`` fields for log lines about this attempt."""
+        ...
+
+    def finish(
+        self,
+        *,
+        decision: str,
+        exit_code: int | None,
+        signal: int | None,
+        rule: str | None,
+        delay_seconds: float | None,
+        error: str | None,
+        pid: int | None,
+    ) -> None: ...
+
+
+class TaskTrace(Protocol):
+    def attempt(self, run: int, attempt: int, argv: Sequence[str]) -> AttemptTrace: ...
+
+    def log_ids(self) -> tuple[tuple[str, object], ...]: ...
+
+    def finish(self, status: str, exit_status: int, error: str | None) -> None: ...
+
+
+class Tracer(Protocol):
+    enabled: bool
+
+    def task(self, name: str, argv: Sequence[str]) -> TaskTrace: ...
+
+    def group(self, tasks: Sequence[str]) -> GroupTrace: ...
+
+    def flush(self) -> str | None:
+        """Send everything, within a bounded time; returns a warning if it could not."""
+        ...
+
+
+class GroupTrace(Protocol):
+    def task(self, name: str, argv: Sequence[str]) -> TaskTrace: ...
+
+    def finish(self, exit_status: int, first_failure: str | None) -> None: ...
+
+
+class _NoAttempt:
+    def child_env(self) -> dict[str, str]:
+        return {}
+
+    def log_ids(self) -> tuple[tuple[str, object], ...]:
+        return ()
+
+    def finish(self, **_fields: object) -> None:
+        pass
+
+
+class _NoTask:
+    def attempt(self, run: int, attempt: int, argv: Sequence[str]) -> AttemptTrace:
+        return NO_ATTEMPT
+
+    def log_ids(self) -> tuple[tuple[str, object], ...]:
+        return ()
+
+    def finish(self, status: str, exit_status: int, error: str | None) -> None:
+        pass
+
+
+class _NoGroup:
+    def task(self, name: str, argv: Sequence[str]) -> TaskTrace:
+        return NO_TASK
+
+    def finish(self, exit_status: int, first_failure: str | None) -> None:
+        pass
+
+
+class NoTracer:
+    """Tracing off: every call does nothing."""
+
+    enabled = False
+
+    def task(self, name: str, argv: Sequence[str]) -> TaskTrace:
+        return NO_TASK
+
+    def group(self, tasks: Sequence[str]) -> GroupTrace:
+        return _NoGroup()
+
+    def flush(self) -> str | None:
+        return None
+
+
+NO_ATTEMPT = _NoAttempt()
+NO_TASK = _NoTask()
+
+
+def tracing_configured(environ: Mapping[str, str]) -> bool:
+    """Whether the standard OTEL_* variables ask for traces to be exported."""
+    if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return False
+    exporter = environ.get("OTEL_TRACES_EXPORTER", "").strip().lower()
+    if exporter:
+        return exporter != "none"
+    return bool(
+        environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        or environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    )
+
+
+def tracer_from_environment(environ: Mapping[str, str]) -> Tracer:
+    """An OpenTelemetry tracer when OTEL_* asks for one, else the no-op (nothing imported)."""
+    if not tracing_configured(environ):
+        return NoTracer()
+    from longrun_cli.telemetry.otel import OtelTracer
+
+    return OtelTracer.from_environment(environ)

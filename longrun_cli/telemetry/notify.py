@@ -1,0 +1,84 @@
+"""systemd's notify protocol (sd_notify): READY=1, STATUS=, STOPPING=1, WATCHDOG=1.
+
+Active only when NOTIFY_SOCKET is set. It follows the engine's events, so the
+engine knows nothing about systemd.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+from collections.abc import Mapping
+
+from longrun_cli.engine.events import Event, EventSink
+
+
+class Notifier:
+    """Sends datagrams to NOTIFY_SOCKET (a path, or ``@name`` for an abstract socket)."""
+
+    def __init__(self, address: str, watchdog_seconds: float | None) -> None:
+        self._address = "\0" + address[1:] if address.startswith("@") else address
+        self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+        self._socket.setblocking(False)
+        self.watchdog_seconds = watchdog_seconds
+        self._ready_sent = False
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str]) -> Notifier | None:
+        address = environ.get("NOTIFY_SOCKET", "")
+        if not address or not address.startswith(("/", "@")):
+            return None
+        watchdog = None
+        usec = environ.get("WATCHDOG_USEC", "")
+        pid = environ.get("WATCHDOG_PID", "")
+        if usec.isdigit() and int(usec) > 0 and (not pid or pid == str(os.getpid())):
+            watchdog = int(usec) / 1e6
+        return cls(address, watchdog)
+
+    def send(self, message: str) -> None:
+        # systemd gone or its socket full: never the task's problem.
+        with contextlib.suppress(OSError):
+            self._socket.sendto(message.encode(), self._address)
+
+    def ready(self) -> None:
+        if not self._ready_sent:
+            self._ready_sent = True
+            self.send("READY=1\nSTATUS=running")
+
+    async def keep_alive(self) -> None:
+        """WATCHDOG=1 at half the watchdog interval, for as long as the loop runs."""
+        if self.watchdog_seconds is None:
+            return
+        while True:
+            self.send("WATCHDOG=1")
+            await asyncio.sleep(self.watchdog_seconds / 2)
+
+    def close(self) -> None:
+        self._socket.close()
+
+
+class NotifyingSink:
+    """Passes events on, and tells systemd about the ones that change longrun's state."""
+
+    def __init__(self, inner: EventSink, notifier: Notifier, *, ready_event: str) -> None:
+        self._inner = inner
+        self._notifier = notifier
+        self._ready_event = ready_event
+
+    def emit(self, event: Event) -> None:
+        self._inner.emit(event)
+        notifier = self._notifier
+        if event.name == self._ready_event:
+            notifier.ready()
+        elif event.name == "retry":
+            fields = dict(event.fields)
+            notifier.send(
+                f"STATUS={event.task}: retry {fields.get('retry', '')} in "
+                f"{fields.get('delay', '')} ({fields.get('rule', '')})"
+            )
+        elif event.name in ("stop-requested", "stopping-group"):
+            notifier.send(f"STOPPING=1\nSTATUS={event.task}: {event.message}")
+        elif event.name in ("permanent", "exhausted", "deadline", "not-ready"):
+            notifier.send(f"STATUS={event.task}: {event.message}")

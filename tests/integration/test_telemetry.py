@@ -1,0 +1,225 @@
+"""Tracing against a real OTLP/HTTP receiver, and systemd notification over a real socket."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import LONGRUN, longrun, wait_for
+from tests.integration.otlp import otlp_receiver
+
+pytestmark = pytest.mark.slow
+
+
+def traced_env(endpoint: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TRACE"))}
+    env.update(OTEL_EXPORTER_OTLP_ENDPOINT=endpoint, OTEL_SERVICE_NAME="longrun-test", **extra)
+    return env
+
+
+def test_exec_spans_nest_attempts_under_the_task_and_reach_the_child():
+    """A span per attempt, child of the task span; the child sees its attempt's TRACEPARENT."""
+    with otlp_receiver() as receiver:
+        result = longrun(
+            "exec", "--retry-exit-code", "3:1:10ms", "--",
+            "sh", "-c", 'echo "$TRACEPARENT"; exit 3',
+            env=traced_env(receiver.endpoint),
+        )  # fmt: skip
+        assert result.returncode == 3
+        task = receiver.one("task sh")
+        attempts = receiver.named("sh")
+    assert len(attempts) == 2
+    assert {a.parent_span_id for a in attempts} == {task.span_id}
+    assert {a.trace_id for a in attempts} == {task.trace_id}
+    first, second = sorted(attempts, key=lambda a: a.attributes["longrun.run"])
+    assert first.attributes["longrun.decision"] == "retry"
+    assert first.attributes["process.exit.code"] == 3
+    assert first.attributes["longrun.rule"] == "exit 3"
+    assert first.attributes["process.command_args"] == ["sh", "-c", 'echo "$TRACEPARENT"; exit 3']
+    assert "retry scheduled" in first.events
+    assert second.attributes["longrun.decision"] == "exhausted"
+    assert second.status_code == 2
+    assert task.status_code == 2
+    assert task.service_name == "longrun-test"
+    seen = [line.split("-") for line in result.stdout.decode().split()]
+    assert [(parts[1], parts[2]) for parts in seen] == [
+        (first.trace_id, first.span_id),
+        (second.trace_id, second.span_id),
+    ]
+
+
+def test_traceparent_in_the_environment_becomes_the_parent():
+    """A CI job's TRACEPARENT makes longrun's task span its child."""
+    trace_id, span_id = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    with otlp_receiver() as receiver:
+        env = traced_env(receiver.endpoint, TRACEPARENT=f"00-{trace_id}-{span_id}-01")
+        assert longrun("exec", "--", "true", env=env).returncode == 0
+        task = receiver.one("task true")
+    assert (task.trace_id, task.parent_span_id) == (trace_id, span_id)
+
+
+def test_log_lines_carry_trace_and_span_ids():
+    """With tracing on, every log line names the trace and span."""
+    with otlp_receiver() as receiver:
+        result = longrun(
+            "exec", "--log-format", "json", "--", "false", env=traced_env(receiver.endpoint)
+        )
+        attempt = receiver.one("false")
+    import json
+
+    events = [json.loads(line) for line in result.stderr.decode().splitlines()]
+    assert events
+    assert all(e["trace_id"] == attempt.trace_id for e in events)
+    assert events[0]["span_id"] == attempt.span_id
+
+
+def test_group_spans_nest_run_task_attempt():
+    """group run → task → attempt, all in one trace."""
+    with otlp_receiver() as receiver:
+        result = longrun(
+            "group", "-t", "a=true", "-t", "b=false", env=traced_env(receiver.endpoint)
+        )
+        assert result.returncode == 1
+        run = receiver.one("longrun group")
+        task_a, task_b = receiver.one("task a"), receiver.one("task b")
+        attempt_b = receiver.one("b")
+    assert task_a.parent_span_id == task_b.parent_span_id == run.span_id
+    assert attempt_b.parent_span_id == task_b.span_id
+    assert len({run.trace_id, task_a.trace_id, attempt_b.trace_id}) == 1
+    assert run.attributes["longrun.first_failure"] == "b"
+    assert run.status_code == 2
+
+
+def test_spans_survive_sigterm(tmp_path: Path):
+    """A stopped run still exports its spans, with decision 'stopped'."""
+    with otlp_receiver() as receiver:
+        ready = tmp_path / "ready"
+        proc = subprocess.Popen(
+            [*LONGRUN, "exec", "--", "sh", "-c", f"touch {ready}; exec sleep 30"],
+            env=traced_env(receiver.endpoint),
+            stderr=subprocess.PIPE,
+        )
+        wait_for(ready.exists)
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+        assert proc.returncode == -signal.SIGTERM
+        attempt = receiver.one("sh")
+    assert attempt.attributes["longrun.decision"] == "stopped"
+
+
+def test_unreachable_collector_costs_a_bounded_wait_and_a_warning():
+    """Nothing listening: same exit status, a warning, and no hang."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed again before longrun runs
+    began = time.monotonic()
+    result = longrun("exec", "--", "sh", "-c", "exit 7", env=traced_env(f"http://127.0.0.1:{port}"))
+    elapsed = time.monotonic() - began
+    assert result.returncode == 7
+    assert elapsed < 15
+    assert b"event=tracing" in result.stderr
+
+
+def test_opentelemetry_is_not_imported_without_configuration():
+    """No OTEL_* variables: OpenTelemetry never loads (checked with -X importtime)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "longrun_cli", "exec", "--", "true"],
+        env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert "opentelemetry" not in result.stderr
+    assert "longrun_cli.telemetry" in result.stderr
+
+
+def test_otel_sdk_disabled_turns_tracing_off():
+    """OTEL_SDK_DISABLED=true wins over an endpoint."""
+    env = traced_env("http://127.0.0.1:9", OTEL_SDK_DISABLED="true")
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "longrun_cli", "exec", "--", "true"],
+        env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert "opentelemetry" not in result.stderr
+
+
+def notify_socket(path: str) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(0.2)
+    return sock
+
+
+def drain(sock: socket.socket) -> list[str]:
+    messages = []
+    while True:
+        try:
+            messages.append(sock.recv(4096).decode())
+        except TimeoutError:
+            return messages
+
+
+@pytest.mark.parametrize("abstract", [False, True])
+def test_systemd_hears_ready_status_and_stopping_in_order(tmp_path: Path, abstract: bool):
+    """READY=1 once started, STATUS= on each retry, STOPPING=1 at the end."""
+    name = f"\0longrun-test-{os.getpid()}" if abstract else str(tmp_path / "notify")
+    sock = notify_socket(name)
+    env = {**os.environ, "NOTIFY_SOCKET": "@" + name[1:] if abstract else name}
+    with sock:
+        result = longrun(
+            "exec", "--retry-exit-code", "3:2:10ms", "--", "sh", "-c", "exit 3", env=env
+        )
+        messages = drain(sock)
+    assert result.returncode == 3
+    assert messages[0].startswith("READY=1")
+    statuses = [m for m in messages if m.startswith("STATUS=sh: retry")]
+    assert len(statuses) == 2
+    assert "retry 1/2 in 10ms" in statuses[0]
+    assert messages[-1] == "STOPPING=1"
+    assert messages.index(statuses[0]) > 0
+
+
+def test_systemd_watchdog_is_fed_at_half_the_interval(tmp_path: Path):
+    """WATCHDOG_USEC=400ms: WATCHDOG=1 about every 200ms while running."""
+    path = str(tmp_path / "notify")
+    sock = notify_socket(path)
+    env = {**os.environ, "NOTIFY_SOCKET": path, "WATCHDOG_USEC": "400000"}
+    with sock:
+        result = longrun("exec", "--", "sleep", "1", env=env)
+        messages = drain(sock)
+    assert result.returncode == 0
+    assert 3 <= messages.count("WATCHDOG=1") <= 8
+
+
+def test_group_is_ready_after_every_task_is_ready(tmp_path: Path):
+    """In a group READY=1 waits for the readiness probes."""
+    path = str(tmp_path / "notify")
+    config = tmp_path / "longrun.toml"
+    config.write_text(
+        '[tasks.web]\ncommand = "sleep 0.5; echo Listening; sleep 0.5"\nready = { stdout = "Listening" }\n'
+        '[tasks.other]\ncommand = "sleep 1"\n'
+    )
+    sock = notify_socket(path)
+    with sock:
+        began = time.monotonic()
+        proc = subprocess.Popen(
+            [*LONGRUN, "group", str(config)], env={**os.environ, "NOTIFY_SOCKET": path}
+        )
+        first = sock.recv(4096).decode() if _wait_readable(sock, 10) else ""
+        ready_after = time.monotonic() - began
+        proc.wait(timeout=30)
+        rest = drain(sock)
+    assert first.startswith("READY=1")
+    assert ready_after >= 0.4
+    assert rest[-1] == "STOPPING=1"
+
+
+def _wait_readable(sock: socket.socket, timeout: float) -> bool:
+    import select
+
+    return bool(select.select([sock], [], [], timeout)[0])

@@ -53,6 +53,25 @@ ENVIRONMENT = [
     ),
     ("LONGRUN_EXIT_STATUS", "Set for the shutdown hook: the status longrun will exit with."),
     ("NO_COLOR, FORCE_COLOR", "Turn colour off or on for --log-format auto."),
+    (
+        "TRACEPARENT, TRACESTATE",
+        "With tracing on: the parent of longrun's spans; each command gets its own "
+        "invocation's context in these variables.",
+    ),
+    (
+        "OTEL_TRACES_EXPORTER, OTEL_EXPORTER_OTLP_ENDPOINT, "
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_EXPORTER_OTLP_PROTOCOL, "
+        "OTEL_EXPORTER_OTLP_HEADERS, OTEL_EXPORTER_OTLP_TIMEOUT, OTEL_SERVICE_NAME, "
+        "OTEL_RESOURCE_ATTRIBUTES, OTEL_SDK_DISABLED",
+        "Standard OpenTelemetry configuration. Tracing is on when an exporter or an "
+        "endpoint is set; spans are flushed within 5 seconds on every way out.",
+    ),
+    (
+        "NOTIFY_SOCKET, WATCHDOG_USEC, WATCHDOG_PID",
+        "systemd notification: READY=1 once started (a group: once every task is "
+        "ready), STATUS= on retries, STOPPING=1 on shutdown, WATCHDOG=1 every half "
+        "WATCHDOG_USEC.",
+    ),
 ]
 
 VALUE_SYNTAX = [

@@ -95,6 +95,43 @@ def attempts(repeats: int) -> list[str]:
     ]
 
 
+def traced_attempts(repeats: int) -> list[str]:
+    """Per-attempt cost with every attempt traced to a live OTLP/HTTP receiver."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from tests.integration.otlp import otlp_receiver
+
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    retry = ["--retry-exit-code", "1:200:1ns,1ns,1"]
+    plain = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    with otlp_receiver() as receiver:
+        traced = {**plain, "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint}
+
+        def run(env: dict[str, str], *extra: str) -> Callable[[], float]:
+            argv = [*LONGRUN, "exec", "-qq", *extra, "--", "/bin/false"]
+            return lambda: wall(argv, env=env, **quiet)
+
+        result = median_interleaved(
+            {
+                "plain 201": run(plain, *retry),
+                "plain 1": run(plain),
+                "traced 201": run(traced, *retry),
+                "traced 1": run(traced),
+            },
+            repeats,
+        )
+        spans = len(receiver.spans)
+    plain_cost = (result["plain 201"] - result["plain 1"]) / 200
+    traced_cost = (result["traced 201"] - result["traced 1"]) / 200
+    startup = result["traced 1"] - result["plain 1"]
+    return [
+        f"per attempt, tracing off                   {plain_cost * 1000:8.3f} ms",
+        f"per attempt, traced to a live receiver     {traced_cost * 1000:8.3f} ms  "
+        f"{traced_cost / plain_cost:5.2f}x",
+        f"extra start-up when tracing is on          {startup * 1000:8.1f} ms "
+        f"(importing OpenTelemetry); spans received: {spans}",
+    ]
+
+
 def throughput(size_mib: int) -> list[str]:
     size = size_mib * MIB
     producer = f"head -c {size} /dev/zero"
@@ -196,6 +233,7 @@ def main() -> None:
         ("3. stderr throughput", lambda: throughput(64 if args.quick else 512)),
         ("4. interval accuracy", interval_accuracy),
         ("5. spawn cost of parent-death strategies", lambda: spawn_strategies(200)),
+        ("6. tracing overhead", lambda: traced_attempts(max(3, repeats // 3))),
     ]
     print(
         f"python {sys.version.split()[0]} on {os.uname().sysname} {os.uname().machine}, "

@@ -183,15 +183,15 @@ class Runner:
             if probe.command is not None and await self._probe_once(state, probe, remaining):
                 self._became_ready(state)
                 return
-            await asyncio.wait(
-                [
-                    asyncio.ensure_future(state.ready.wait()),
-                    asyncio.ensure_future(
-                        self._clock.sleep(min(remaining, to_seconds(probe.interval)))
-                    ),
-                ],
-                return_when=asyncio.FIRST_COMPLETED,
+            ready = asyncio.ensure_future(state.ready.wait())
+            pause = asyncio.ensure_future(
+                self._clock.sleep(min(remaining, to_seconds(probe.interval)))
             )
+            try:
+                await asyncio.wait([ready, pause], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                ready.cancel()
+                pause.cancel()
 
     async def _probe_once(self, state: _TaskState, probe: ReadyProbe, limit: float) -> bool:
         spec = state.group_task.spec
@@ -211,6 +211,11 @@ class Runner:
         try:
             racers: list[asyncio.Future[Any]] = [child.exited, timer]
             await asyncio.wait(racers, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            # The task ended while its probe ran: the probe goes with it.
+            await child.stop(signal.SIGKILL, 0.0, self._stop.kill_now)
+            await child.wait()
+            raise
         finally:
             timer.cancel()
         if not child.exited.done():

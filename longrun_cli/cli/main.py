@@ -259,7 +259,8 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(exc.ctx.get_help() if exc.ctx else str(exc), err=True)
         sys.exit(EXIT_USAGE)
     except click.ClickException as exc:
-        click.echo(f"longrun: error: {exc.format_message()}", err=True)
+        message = exc.format_message().replace("\n", "\\n")
+        click.echo(f"longrun: error: {message}", err=True)
         sys.exit(EXIT_USAGE)
     except (click.exceptions.Abort, KeyboardInterrupt):
         # Ctrl-C before the engine took over signals (or after it let go): die by

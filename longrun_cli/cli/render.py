@@ -69,6 +69,7 @@ class LogRenderer:
 
     def error(self, message: str) -> None:
         """longrun's own failure (bad usage): always shown, one line."""
+        message = message.replace("\n", "\\n").replace("\r", "\\r")
         if self._format == "json":
             import json
 

@@ -100,7 +100,10 @@ def compile_pattern(pattern: str) -> Any:
         # a bytes pattern searches raw output without decoding it first.
         return re2.compile(b"(?m)" + pattern.encode("utf-8", "surrogateescape"), options)
     except re2.error as exc:
-        detail = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
+        raw = exc.args[0] if exc.args else exc
+        detail = raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
+        # RE2 quotes the pattern back, raw: keep the message on one line.
+        detail = detail.replace("\n", "\\n").replace("\r", "\\r")
         raise SpecError(
             f"invalid regex {pattern!r}: {detail} (longrun uses the linear-time RE2 syntax: "
             "no backreferences or lookaround)"

@@ -180,3 +180,10 @@ def test_every_parser_handles_near_valid_input(parser, text):
         parser(text)
     except SpecError as exc:
         assert "\n" not in str(exc)
+
+
+def test_regex_error_with_a_newline_stays_on_one_line():
+    """RE2 echoes the pattern; a newline in it must not split the message (found by hypothesis)."""
+    with pytest.raises(SpecError) as info:
+        parse_stderr_rule(")\n")
+    assert "\n" not in str(info.value)

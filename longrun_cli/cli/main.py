@@ -61,6 +61,31 @@ def output_options(function: F) -> F:
     return function
 
 
+def complete_signals(_ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[str]:
+    """Signal names for --stop-signal, as kill -l spells them."""
+    import signal
+
+    names = sorted(
+        s.name.removeprefix("SIG") for s in signal.Signals if not s.name.startswith("SIG_")
+    )
+    return [name for name in names if name.startswith(incomplete.upper().removeprefix("SIG"))]
+
+
+def complete_task_names(ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[str]:
+    """Task names from ./longrun.toml (cheap: the file is only read, never run)."""
+    from longrun_cli.cli.config import from_toml
+    from longrun_cli.policy.errors import SpecError
+
+    try:
+        group = from_toml("longrun.toml")
+    except SpecError:
+        return []
+    return [task.name for task in group.tasks if task.name.startswith(incomplete)]
+
+
+SHELLS = ("bash", "zsh", "fish")
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "-V", "--version", prog_name="longrun")
 def cli() -> None:
@@ -72,7 +97,12 @@ def cli() -> None:
     epilog=EXEC_EPILOG,
     context_settings={"allow_interspersed_args": False},
 )
-@click.option("--name", metavar="NAME", help="Task name in logs (default: basename of COMMAND).")
+@click.option(
+    "--name",
+    metavar="NAME",
+    shell_complete=complete_task_names,
+    help="Task name in logs (default: basename of COMMAND).",
+)
 @click.option("--interval", metavar="DURATION", help="Run now, then every DURATION (fixed rate).")
 @click.option("--delay", metavar="DURATION", help="Wait before the first run (not before retries).")
 @click.option("--timeout", metavar="DURATION", help="Per-attempt timeout; a timeout is a failure.")
@@ -84,6 +114,7 @@ def cli() -> None:
 @click.option(
     "--stop-signal",
     metavar="SIG",
+    shell_complete=complete_signals,
     default="TERM",
     show_default=True,
     help="Signal sent on timeout, deadline and stop.",
@@ -176,6 +207,30 @@ def exec_command(
     from longrun_cli.cli.run import run_exec
 
     return run_exec(spec, renderer)
+
+
+@cli.command("completion")
+@click.argument("shell", type=click.Choice(SHELLS))
+def completion_command(shell: str) -> int:
+    """Print the completion script for SHELL (bash, zsh or fish).
+
+    \b
+    bash:  longrun completion bash > ~/.local/share/bash-completion/completions/longrun
+    zsh:   longrun completion zsh > "${fpath[1]}/_longrun"
+    fish:  longrun completion fish > ~/.config/fish/completions/longrun.fish
+    """
+    click.echo(completion_script(shell), nl=False)
+    return 0
+
+
+def completion_script(shell: str) -> str:
+    """The script click generates for SHELL; it calls back into longrun to complete."""
+    from click.shell_completion import get_completion_class
+
+    completion_class = get_completion_class(shell)
+    assert completion_class is not None
+    script = completion_class(cli, {}, "longrun", "_LONGRUN_COMPLETE").source()
+    return script if script.endswith("\n") else script + "\n"
 
 
 GROUP_EPILOG = """\b

@@ -1,7 +1,7 @@
-"""Man pages generated from the live click application, plus hand-written sections.
+"""Man pages and shell completions generated from the live click application.
 
-Regenerate with ``python -m longrun_cli.cli.manpage man/``; a test fails when the
-committed pages differ from what this module produces.
+Regenerate both with ``python -m longrun_cli.cli.manpage`` from the repository
+root; tests fail when the committed files differ from what this module produces.
 """
 
 from __future__ import annotations
@@ -333,11 +333,21 @@ def pages() -> dict[str, str]:
     }
 
 
-def write(directory: Path) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    for name, text in pages().items():
-        (directory / name).write_text(text)
+COMPLETION_FILES = {"bash": "longrun.bash", "zsh": "_longrun", "fish": "longrun.fish"}
+
+
+def completions() -> dict[str, str]:
+    from longrun_cli.cli.main import completion_script
+
+    return {name: completion_script(shell) for shell, name in COMPLETION_FILES.items()}
+
+
+def write(root: Path) -> None:
+    for directory, files in (("man", pages()), ("completions", completions())):
+        (root / directory).mkdir(parents=True, exist_ok=True)
+        for name, text in files.items():
+            (root / directory / name).write_text(text)
 
 
 if __name__ == "__main__":
-    write(Path(sys.argv[1] if len(sys.argv) > 1 else "man"))
+    write(Path(sys.argv[1] if len(sys.argv) > 1 else "."))

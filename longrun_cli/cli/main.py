@@ -71,18 +71,6 @@ def complete_signals(_ctx: click.Context, _param: click.Parameter, incomplete: s
     return [name for name in names if name.startswith(incomplete.upper().removeprefix("SIG"))]
 
 
-def complete_task_names(ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[str]:
-    """Task names from ./longrun.toml (cheap: the file is only read, never run)."""
-    from longrun_cli.cli.config import from_toml
-    from longrun_cli.policy.errors import SpecError
-
-    try:
-        group = from_toml("longrun.toml")
-    except SpecError:
-        return []
-    return [task.name for task in group.tasks if task.name.startswith(incomplete)]
-
-
 SHELLS = ("bash", "zsh", "fish")
 
 
@@ -100,7 +88,6 @@ def cli() -> None:
 @click.option(
     "--name",
     metavar="NAME",
-    shell_complete=complete_task_names,
     help="Task name in logs (default: basename of COMMAND).",
 )
 @click.option("--interval", metavar="DURATION", help="Run now, then every DURATION (fixed rate).")

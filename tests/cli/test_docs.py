@@ -44,3 +44,21 @@ def test_readme_documents_every_option(name):
         if opt.startswith("--") and opt != "--help" and f"`{opt}" not in readme
     ]
     assert missing == []
+
+
+def test_readme_option_tables_name_only_real_options():
+    """Every option in a README table row exists in the live CLI (no stale rows)."""
+    import re
+
+    real = {
+        opt
+        for command in cli.commands.values()
+        for param in command.params
+        for opt in getattr(param, "opts", [])
+    }
+    rows = [
+        line for line in (ROOT / "README.md").read_text().splitlines() if line.startswith("| `-")
+    ]
+    named = {opt for row in rows for opt in re.findall(r"`(--?[a-z][a-z-]*)", row.split("|")[1])}
+    assert named
+    assert named - real == set()

@@ -1,0 +1,158 @@
+"""Conditions that break process wrappers in production, with real processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import LONGRUN, alive, read_pids, start, wait_for
+
+pytestmark = pytest.mark.slow
+
+
+def test_sigterm_during_backoff_ends_promptly():
+    """TERM while waiting 30s for a retry: longrun dies by TERM at once, no retry."""
+    proc = start("exec", "--retry-exit-code", "1:5:30s", "--", "false")
+    time.sleep(1.0)
+    began = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == -signal.SIGTERM
+    assert time.monotonic() - began < 5
+    assert err.count(b"event=attempt-failed") == 1
+
+
+def test_sigterm_during_the_shutdown_hook_lets_it_finish(tmp_path: Path):
+    """TERM while the hook runs: the hook completes, then longrun dies by TERM."""
+    done = tmp_path / "hook-done"
+    started = tmp_path / "hook-started"
+    proc = start("exec", "--shutdown", f"touch {started}; sleep 1; touch {done}", "--", "true")
+    wait_for(started.exists)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=20)
+    assert done.exists()
+    assert proc.returncode == -signal.SIGTERM
+
+
+def test_second_sigterm_during_the_hook_kills_it(tmp_path: Path):
+    """TERM twice while a hook hangs: the hook is killed at once and said so."""
+    started = tmp_path / "hook-started"
+    proc = start("exec", "--shutdown", f"touch {started}; sleep 60", "--", "true")
+    wait_for(started.exists)
+    proc.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    began = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=20)
+    assert time.monotonic() - began < 5
+    assert b"killed on a second stop request" in err
+
+
+def test_sigterm_right_at_start_up_leaves_nothing_behind(tmp_path: Path):
+    """TERM before or while longrun sets up: it dies by TERM and no command survives."""
+    pids = tmp_path / "pids"
+    for delay in (0.0, 0.05, 0.1, 0.2):
+        proc = subprocess.Popen(
+            [*LONGRUN, "exec", "--", "sh", "-c", f"echo $$ >> {pids}; exec sleep 30"],
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(delay)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+        assert proc.returncode == -signal.SIGTERM
+    wait_for(lambda: not any(alive(pid) for pid in read_pids(pids)), timeout=10)
+
+
+def test_a_storm_of_forwarded_signals(tmp_path: Path):
+    """1,000 USR1 in a burst: longrun forwards what it can and stays healthy."""
+    ready = tmp_path / "ready"
+    counter = tmp_path / "count"
+    proc = start(
+        "exec", "--", "sh", "-c",
+        f"trap 'echo x >> {counter}' USR1; touch {ready}; i=0; while [ $i -lt 40 ]; do sleep 0.05; i=$((i+1)); done",
+    )  # fmt: skip
+    wait_for(ready.exists)
+    for _ in range(1000):
+        os.kill(proc.pid, signal.SIGUSR1)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert counter.exists()
+    assert b"Traceback" not in err
+
+
+def test_full_log_destination_does_not_change_the_outcome():
+    """stderr on /dev/full (ENOSPC on every write): the exit status is the command's."""
+    with open("/dev/full", "w") as full:
+        result = subprocess.run(
+            [*LONGRUN, "exec", "--retry-exit-code", "3:2:1ms", "--", "sh", "-c", "exit 3"],
+            stderr=full, timeout=30, check=False,
+        )  # fmt: skip
+    assert result.returncode == 3
+
+
+def test_one_gib_single_line_through_a_stderr_rule():
+    """1 GiB without a newline through a matched stream: every byte passes, memory bounded."""
+    size = 1024 * 1024 * 1024
+    proc = subprocess.Popen(
+        [*LONGRUN, "exec", "--retry-stderr", "never-there", "--",
+         "sh", "-c", f"head -c {size} /dev/zero >&2"],
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    total = 0
+    while chunk := proc.stderr.read(1 << 20):
+        total += len(chunk)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    assert proc.returncode == 0
+    assert total == size
+    assert usage.ru_maxrss < 64 * 1024  # KiB: longrun and its children
+
+
+def test_invalid_utf8_passes_through_unchanged():
+    """Bytes that are not UTF-8 reach both streams exactly, matched or not."""
+    payload = b"\xff\xfe\xc3(\xa0\xa1 refused\n\x80"
+    result = subprocess.run(
+        [*LONGRUN, "exec", "--retry-stderr", "refused:1:1ms", "--",
+         "sh", "-c", "printf '\\377\\376\\303(\\240\\241 refused\\n\\200' | tee /dev/stderr; exit 1"],
+        capture_output=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert result.stdout == payload * 2
+    assert result.stderr.count(payload) == 2
+    assert result.returncode == 1
+
+
+def test_ten_thousand_attempts_without_memory_growth():
+    """10,000 attempts: longrun's RSS late in the run stays within 2 MiB of its early RSS."""
+    proc = start("exec", "-qq", "--retry-exit-code", "1:9999:1ns,1ns,1", "--", "false")
+    status_file = Path(f"/proc/{proc.pid}/status")
+
+    def rss_kib() -> int | None:
+        try:
+            text = status_file.read_text()
+        except OSError:
+            return None
+        for line in text.splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        return None
+
+    began = time.monotonic()
+    samples: list[tuple[float, int]] = []
+    while proc.poll() is None:
+        rss = rss_kib()
+        if rss is not None:
+            samples.append((time.monotonic() - began, rss))
+        time.sleep(0.2)
+    assert proc.returncode == 1
+    duration = samples[-1][0]
+    early = [rss for t, rss in samples if duration * 0.1 <= t <= duration * 0.3]
+    late = [rss for t, rss in samples if t >= duration * 0.7]
+    assert early
+    assert late
+    assert max(late) - max(early) < 2048, (max(early), max(late))

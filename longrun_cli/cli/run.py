@@ -10,6 +10,7 @@ from longrun_cli.cli.session import Session, run_session
 from longrun_cli.engine.clock import MonotonicClock
 from longrun_cli.engine.process import reraise
 from longrun_cli.engine.task import Task, TaskResult
+from longrun_cli.policy.duration import to_seconds
 from longrun_cli.policy.taskspec import TaskSpec
 
 if TYPE_CHECKING:
@@ -26,7 +27,9 @@ def run_exec(spec: TaskSpec, renderer: LogRenderer) -> int:
         await task.run_hook(result)
         return result
 
-    result, stop_signal = run_session(work, renderer, forward_winch=not spec.foreground)
+    result, stop_signal = run_session(
+        work, renderer, forward_winch=not spec.foreground, grace=to_seconds(spec.kill_after)
+    )
     return _finish(result.exit_status, stop_signal)
 
 
@@ -59,5 +62,6 @@ def run_group(group: GroupSpec, renderer: LogRenderer, *, prefix: bool) -> int:
         )
         return await runner.run()
 
-    result, stop_signal = run_session(work, renderer, ready_event="all-ready")
+    grace = max(to_seconds(task.spec.kill_after) for task in group.tasks)
+    result, stop_signal = run_session(work, renderer, ready_event="all-ready", grace=grace)
     return _finish(result.exit_status, stop_signal)

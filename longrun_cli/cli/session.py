@@ -32,6 +32,7 @@ def run_session(
     *,
     forward_winch: bool = True,
     ready_event: str = "start",
+    grace: float = 10.0,
 ) -> tuple[R, int | None]:
     """Run ``work`` with TERM/INT/HUP/QUIT stopping gracefully and USR1/USR2/WINCH forwarded.
 
@@ -40,7 +41,7 @@ def run_session(
     """
     tracer = tracer_from_environment(os.environ)
     try:
-        return asyncio.run(_session(work, sink, tracer, forward_winch, ready_event))
+        return asyncio.run(_session(work, sink, tracer, forward_winch, ready_event, grace))
     finally:
         warning = tracer.flush()
         if warning is not None:
@@ -53,6 +54,7 @@ async def _session(
     tracer: Tracer,
     forward_winch: bool,
     ready_event: str,
+    grace: float,
 ) -> tuple[R, int | None]:
     supervisor = Supervisor()
     supervisor.install()
@@ -83,6 +85,10 @@ async def _session(
             router.route(signum, supervisor.forward)
     try:
         result = await work(Session(supervisor, stop, sink, tracer))
+        escaped = await supervisor.stop_orphans(0.0 if stop.kill_now.done() else grace)
+        if escaped:
+            message = f"stopped {escaped} process(es) that had left their process group"
+            sink.emit(Event("orphans", "longrun", Level.WARNING, message))
     finally:
         router.close()
         supervisor.close()

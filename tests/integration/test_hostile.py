@@ -189,3 +189,19 @@ def test_daemon_ignoring_term_is_killed_after_the_grace(tmp_path: Path, reap_str
     assert result.returncode == 0
     assert time.monotonic() - began < 10
     wait_for(lambda: not alive(read_pids(pids)[0]), timeout=5)
+
+
+def test_group_file_changing_during_a_run_changes_nothing(tmp_path: Path):
+    """The TOML is read once: rewriting or deleting it mid-run does not affect the run."""
+    config = tmp_path / "longrun.toml"
+    marker = tmp_path / "started"
+    config.write_text(
+        f'[tasks.a]\ncommand = "touch {marker}; sleep 1; echo original"\nshutdown = "echo hook-a"\n'
+    )
+    proc = start("group", str(config))
+    wait_for(marker.exists)
+    config.write_text('[tasks.b]\ncommand = "echo replaced"\n')
+    config.unlink()
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert out == b"a | original\na | hook-a\n"

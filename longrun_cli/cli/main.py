@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from longrun_cli import __version__
 from longrun_cli.policy.errors import SpecError
 from longrun_cli.policy.status import EXIT_USAGE
+
+if TYPE_CHECKING:
+    from longrun_cli.cli.render import LogRenderer
+    from longrun_cli.policy.group import GroupSpec
+    from longrun_cli.policy.taskspec import TaskSpec
 
 EXEC_EPILOG = """\b
 Examples:
@@ -37,6 +42,7 @@ command is stopped gracefully and longrun dies by the same signal.
 
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 
 def output_options(function: F) -> F:
@@ -178,22 +184,45 @@ def exec_command(
 ) -> int:
     """Run COMMAND as a supervised task (no shell: argv is executed directly)."""
     from longrun_cli.cli.options import ExecOptions, build_task_spec
+
+    def describe(spec: TaskSpec) -> str:
+        from longrun_cli.cli.plan import describe_plan
+
+        return describe_plan(spec)
+
+    def run(spec: TaskSpec, renderer: LogRenderer) -> int:
+        from longrun_cli.cli.run import run_exec
+
+        return run_exec(spec, renderer)
+
+    def build() -> TaskSpec:
+        return build_task_spec(ExecOptions(command=command, **raw))
+
+    return plan_or_run(build, describe, run, log_format, verbose, quiet, dry_run)
+
+
+def plan_or_run(
+    build: Callable[[], T],
+    describe: Callable[[T], str],
+    run: Callable[[T, LogRenderer], int],
+    log_format: str,
+    verbose: int,
+    quiet: int,
+    dry_run: bool,
+) -> int:
+    """Build the validated value, then print its plan (--dry-run) or run it."""
     from longrun_cli.cli.render import LogRenderer, threshold
 
     renderer = LogRenderer(log_format, threshold(verbose, quiet))
     try:
-        spec = build_task_spec(ExecOptions(command=command, **raw))
+        value = build()
     except SpecError as exc:
         renderer.error(str(exc))
         return EXIT_USAGE
     if dry_run:
-        from longrun_cli.cli.plan import describe_plan
-
-        click.echo(describe_plan(spec), nl=False)
+        click.echo(describe(value), nl=False)
         return 0
-    from longrun_cli.cli.run import run_exec
-
-    return run_exec(spec, renderer)
+    return run(value, renderer)
 
 
 @cli.command("completion")
@@ -275,22 +304,21 @@ def group_command(
 ) -> int:
     """Run several commands together under one runner."""
     from longrun_cli.cli.group import load_group
-    from longrun_cli.cli.render import LogRenderer, threshold
 
-    renderer = LogRenderer(log_format, threshold(verbose, quiet))
-    try:
-        group = load_group(file, inline, procfile, shutdown_timeout, kill_after)
-    except SpecError as exc:
-        renderer.error(str(exc))
-        return EXIT_USAGE
-    if dry_run:
+    def describe(group: GroupSpec) -> str:
         from longrun_cli.cli.plan import describe_group
 
-        click.echo(describe_group(group), nl=False)
-        return 0
-    from longrun_cli.cli.run import run_group
+        return describe_group(group)
 
-    return run_group(group, renderer, prefix=not no_prefix)
+    def run(group: GroupSpec, renderer: LogRenderer) -> int:
+        from longrun_cli.cli.run import run_group
+
+        return run_group(group, renderer, prefix=not no_prefix)
+
+    def build() -> GroupSpec:
+        return load_group(file, inline, procfile, shutdown_timeout, kill_after)
+
+    return plan_or_run(build, describe, run, log_format, verbose, quiet, dry_run)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -104,17 +105,19 @@ def test_one_gib_single_line_through_a_stderr_rule():
         stderr=subprocess.PIPE,
     )  # fmt: skip
     assert proc.stderr is not None
-    total = 0
+    status = Path(f"/proc/{proc.pid}/status")
+    total = peak_kib = 0
     while chunk := proc.stderr.read(1 << 20):
         total += len(chunk)
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    assert proc.returncode == 0
+        # VmHWM, not wait4's ru_maxrss: a vforked child briefly shares (and is
+        # charged for) the test runner's memory before it execs longrun.
+        with contextlib.suppress(OSError):
+            for line in status.read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak_kib = max(peak_kib, int(line.split()[1]))
+    assert proc.wait(timeout=30) == 0
     assert total == size
-    # KiB, longrun and its children. Typically ~31 MiB; once 113 MiB was seen under a
-    # loaded full-suite run (unexplained, see the closing note of 2026-11-28). The
-    # bound proves what matters here: the gigabyte is streamed, never buffered.
-    assert usage.ru_maxrss < 128 * 1024
+    assert 0 < peak_kib < 64 * 1024
 
 
 def test_invalid_utf8_passes_through_unchanged():

@@ -25,9 +25,12 @@ def _take_terminal() -> None:
 
 
 def run_in_pty(
-    args: list[str], env: dict[str, str] | None = None, keys: list[tuple[float, bytes]] = ()
+    args: list[str],
+    env: dict[str, str] | None = None,
+    keys: list[tuple[float, bytes]] = (),
+    after: bytes = b"",
 ) -> tuple[bytes, int]:
-    """Run longrun with stdin/stdout/stderr on a pseudo-terminal; type ``keys`` at times."""
+    """Run longrun on a pseudo-terminal; type ``keys`` at times counted from ``after`` showing up."""
     controller, terminal = pty.openpty()
     proc = subprocess.Popen(
         [*LONGRUN, *args], stdin=terminal, stdout=terminal, stderr=terminal,
@@ -39,9 +42,13 @@ def run_in_pty(
     output = b""
     began = time.monotonic()
     pending = list(keys)
+    clock: float | None = None
     while True:
-        if pending and time.monotonic() - began >= pending[0][0]:
-            os.write(controller, pending.pop(0)[1])
+        if pending and after in output:
+            if clock is None:
+                clock = time.monotonic()
+            if time.monotonic() - clock >= pending[0][0]:
+                os.write(controller, pending.pop(0)[1])
         ready, _, _ = select.select([controller], [], [], 0.05)
         if ready:
             try:
@@ -102,9 +109,10 @@ def test_group_prefixes_are_coloured_only_on_a_terminal():
 def test_second_ctrl_c_kills_at_once_and_says_so():
     """Ctrl-C stops gracefully; a second Ctrl-C skips the grace period, with a message."""
     output, status = run_in_pty(
-        ["exec", "--kill-after", "60s", "--", "sh", "-c", "trap '' TERM; sleep 60"],
+        ["exec", "--kill-after", "60s", "--", "sh", "-c", "trap '' TERM; echo ready; sleep 60"],
         plain_env(NO_COLOR="1"),
-        keys=[(1.0, b"\x03"), (1.6, b"\x03")],
+        keys=[(0.2, b"\x03"), (0.8, b"\x03")],
+        after=b"ready",
     )
     assert status == -signal.SIGINT
     assert b"stopping gracefully" in output

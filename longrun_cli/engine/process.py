@@ -72,6 +72,8 @@ class ExitStatus(NamedTuple):
     code: int | None
     signal: int | None
     stderr_hits: frozenset[str] = frozenset()
+    # An escaped process (setsid) still held the output: longrun stopped waiting.
+    output_held: bool = False
 
     @classmethod
     def from_wait_status(cls, status: int) -> ExitStatus:
@@ -123,13 +125,32 @@ class Child:
         status = await asyncio.shield(self._exited)
         await self._sweep_group()
         hits: frozenset[str] = frozenset()
+        held = False
         if self._stdout_copier is not None:
-            await self._stdout_copier.finish()
+            _, out_held = await self._drain(self._stdout_copier)
+            held = held or out_held
         if self._stderr_copier is not None:
-            hits = await self._stderr_copier.finish()
+            hits, err_held = await self._drain(self._stderr_copier)
+            held = held or err_held
         self._supervisor.release(self)
         result = ExitStatus.from_wait_status(status)
-        return ExitStatus(result.code, result.signal, hits)
+        return ExitStatus(result.code, result.signal, hits, held)
+
+    async def _drain(self, copier: StreamCopier) -> tuple[frozenset[str], bool]:
+        """Wait for end of stream, unless only an escaped process keeps it open.
+
+        The leader is gone and its group swept, so a pipe that stays open after
+        the grace period, with nothing in it, is held by a process that left the
+        group (setsid). Copying goes on in the background; the process is
+        stopped when longrun ends. Output still flowing is always waited for.
+        """
+        grace = max(self._spec.kill_after, 0.5)
+        while True:
+            try:
+                return await asyncio.wait_for(copier.finish(), timeout=grace), False
+            except TimeoutError:
+                if copier.caught_up():
+                    return copier.hits_so_far(), True
 
     async def stop(self, signum: int, grace: float, kill_now: asyncio.Future[None]) -> bool:
         """Stop signal, then SIGKILL after ``grace`` seconds or as soon as ``kill_now`` is set.

@@ -18,8 +18,10 @@ import _thread
 import asyncio
 import contextlib
 import errno
+import fcntl
 import os
 import signal
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -77,6 +79,7 @@ class StreamCopier:
         self._prefix = prefix
         self._on_match = on_match
         self._carry = bytearray()
+        self._idle = False
         # The low-level call does not wait for the thread to be scheduled, which
         # threading.Thread.start does: a group of 200 tasks starts 400 copiers.
         _thread.start_new_thread(self._run, ())
@@ -84,6 +87,28 @@ class StreamCopier:
     async def finish(self) -> frozenset[str]:
         """Wait for end of stream; returns the patterns seen."""
         return await asyncio.shield(self._done)
+
+    def caught_up(self) -> bool:
+        """True while the copier waits for input and none is pending in the pipe."""
+        if not self._idle:
+            return False
+        import termios
+
+        try:
+            pending = fcntl.ioctl(self._read_fd, termios.FIONREAD, b"\0\0\0\0")
+        except OSError:
+            return True  # closed: the stream has ended
+        return int.from_bytes(pending, sys.byteorder) == 0
+
+    def hits_so_far(self) -> frozenset[str]:
+        return frozenset(self._hits)
+
+    def _read(self) -> bytes:
+        self._idle = True
+        try:
+            return os.read(self._read_fd, CHUNK)
+        finally:
+            self._idle = False
 
     def _run(self) -> None:
         # Signals belong to the event loop's thread, where their handlers run.
@@ -101,7 +126,7 @@ class StreamCopier:
 
     def _copy_raw(self) -> None:
         line = bytearray()
-        while chunk := os.read(self._read_fd, CHUNK):
+        while chunk := self._read():
             if not write_all(self._dest_fd, chunk):
                 return  # like a shell pipeline: the child learns its reader is gone
             if not self._pending:
@@ -124,7 +149,7 @@ class StreamCopier:
         pending = bytearray()
         streaming = False  # inside an over-long line, holding the lock
         try:
-            while chunk := os.read(self._read_fd, CHUNK):
+            while chunk := self._read():
                 pending += chunk
                 if streaming:
                     newline = pending.find(b"\n")

@@ -333,7 +333,10 @@ class Task:
         timeout = to_seconds(self.spec.timeout) if self.spec.timeout else None
         reason = await self._race(child.exited, timeout)
         if reason is None:
-            return _outcome(await child.wait())
+            status = await child.wait()
+            if status.output_held:
+                self._emit_output_held()
+            return _outcome(status)
         self._emit(
             reason,
             Level.WARNING if reason == "timeout" else Level.ERROR,
@@ -453,6 +456,14 @@ class Task:
             Level.ERROR,
             f"shutdown hook failed: {_outcome(status).describe()}",
             command=command,
+        )
+
+    def _emit_output_held(self) -> None:
+        self._emit(
+            "output-held",
+            Level.WARNING,
+            "a process that left the command's process group keeps its output open; "
+            "not waiting for it (it is stopped when longrun ends)",
         )
 
     def _emit(self, name: str, level: Level, message: str, **fields: object) -> None:

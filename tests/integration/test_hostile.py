@@ -208,3 +208,36 @@ def test_group_file_changing_during_a_run_changes_nothing(tmp_path: Path):
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert out == b"a | original\na | hook-a\n"
+
+
+def test_escaped_daemon_holding_group_output_does_not_hang_the_task(tmp_path: Path, reap_strays):
+    """A setsid daemon keeps a task's stdout pipe open: the task still ends, the daemon is stopped."""
+    pids = tmp_path / "pids"
+    began = time.monotonic()
+    result = subprocess.run(
+        [*LONGRUN, "group", "--kill-after", "500ms", "-t",
+         f"d=setsid sh -c 'echo $$ > {pids}; exec sleep 30' & echo started"],
+        capture_output=True, timeout=60, check=False,
+    )  # fmt: skip
+    reap_strays.extend(read_pids(pids))
+    assert result.returncode == 0, result.stderr
+    assert time.monotonic() - began < 10
+    assert result.stdout == b"d | started\n"
+    assert b"event=output-held" in result.stderr
+    wait_for(lambda: not alive(read_pids(pids)[0]), timeout=5)
+
+
+def test_escaped_daemon_holding_a_matched_stderr_does_not_hang_exec(tmp_path: Path, reap_strays):
+    """exec with a stderr rule: the escaped holder of stderr does not keep longrun waiting."""
+    pids = tmp_path / "pids"
+    began = time.monotonic()
+    result = subprocess.run(
+        [*LONGRUN, "exec", "--kill-after", "500ms", "--retry-stderr", "never", "--", "sh", "-c",
+         f"setsid sh -c 'echo $$ > {pids}; exec sleep 30' & echo done >&2"],
+        capture_output=True, timeout=60, check=False,
+    )  # fmt: skip
+    reap_strays.extend(read_pids(pids))
+    assert result.returncode == 0
+    assert time.monotonic() - began < 10
+    assert result.stderr.startswith(b"done\n")
+    wait_for(lambda: not alive(read_pids(pids)[0]), timeout=5)

@@ -10,37 +10,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from longrun_cli.cli.config import ConfigError, from_inline, from_procfile, from_toml
+from longrun_cli.cli.manpage import TOML_SCHEMA
 from longrun_cli.policy.duration import MINUTE, SECOND
 from longrun_cli.policy.errors import SpecError
 from longrun_cli.policy.group import Condition
 
-SPEC_EXAMPLE = """
-[runner]
-shutdown_timeout = "30s"
-kill_after = "10s"
-
-[tasks.migrate]
-command = ["./migrate", "--up"]
-retry = [
-  { exit_codes = [75], retries = 5, backoff = "2s,60s,3" },
-  { stderr = "connection refused", retries = "inf", backoff = "100ms,2s" },
-  { timeout = true, retries = 2 },
-  { signals = ["KILL"], retries = 1 },
-]
-timeout = "5m"
-
-[tasks.web]
-command = "gunicorn app:app"
-depends_on = { migrate = "succeeded" }
-ready = { stdout = "Listening at" }
-shutdown = "curl -fsS -X POST localhost:8000/drain"
-env = { PORT = "8000" }
-cwd = "services/web"
-
-[tasks.poll]
-command = ["./poll.sh"]
-interval = "10s"
-"""
+# The schema the man page documents is the one the tests load.
+SPEC_EXAMPLE = TOML_SCHEMA
 
 
 def write(tmp_path: Path, text: str, name: str = "longrun.toml") -> Path:
@@ -122,6 +98,17 @@ def test_bad_toml_names_file_line_and_key(tmp_path, text, fragments):
     assert "\n" not in message
     for fragment in fragments:
         assert fragment in message
+
+
+def test_readme_toml_example_loads(tmp_path):
+    """The README's TOML block is a valid group file."""
+    import re
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    blocks = re.findall(r"```toml\n(.*?)```", readme, re.S)
+    assert blocks
+    for block in blocks:
+        assert from_toml(write(tmp_path, block)).tasks
 
 
 def test_missing_file_is_a_clear_error(tmp_path):

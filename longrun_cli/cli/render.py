@@ -53,7 +53,6 @@ class LogRenderer:
         self._format = resolve_format(log_format, self._stream)
         self._min_level = min_level
         self._console: Any = None
-        self.trace_fields: dict[str, str] = {}
 
     def emit(self, event: Event) -> None:
         if event.level.value < self._min_level:
@@ -86,7 +85,6 @@ class LogRenderer:
             f"msg={_logfmt(event.message)}",
         ]
         parts += [f"{key}={_logfmt(value)}" for key, value in event.fields]
-        parts += [f"{key}={value}" for key, value in self.trace_fields.items()]
         return " ".join(parts)
 
     def _json(self, event: Event) -> str:
@@ -100,7 +98,6 @@ class LogRenderer:
             "msg": event.message,
         }
         record.update(event.fields)
-        record.update(self.trace_fields)
         return json.dumps(record, default=str)
 
     def _color(self, event: Event) -> None:

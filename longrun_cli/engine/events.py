@@ -27,11 +27,6 @@ class EventSink(Protocol):
     def emit(self, event: Event) -> None: ...
 
 
-class NullSink:
-    def emit(self, event: Event) -> None:
-        pass
-
-
 class RecordingSink:
     """Keeps every event, for tests and for callers that render later."""
 

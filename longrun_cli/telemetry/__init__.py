@@ -41,8 +41,6 @@ class TaskTrace(Protocol):
 
 
 class Tracer(Protocol):
-    enabled: bool
-
     def task(self, name: str, argv: Sequence[str]) -> TaskTrace: ...
 
     def group(self, tasks: Sequence[str]) -> GroupTrace: ...
@@ -90,8 +88,6 @@ class _NoGroup:
 
 class NoTracer:
     """Tracing off: every call does nothing."""
-
-    enabled = False
 
     def task(self, name: str, argv: Sequence[str]) -> TaskTrace:
         return NO_TASK

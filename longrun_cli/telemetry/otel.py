@@ -139,8 +139,6 @@ class _ExportProblems(logging.Handler):
 
 
 class OtelTracer:
-    enabled = True
-
     def __init__(self, provider: TracerProvider, parent: Context) -> None:
         self._problems = _ExportProblems()
         sdk_logger = logging.getLogger("opentelemetry")

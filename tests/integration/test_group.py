@@ -100,23 +100,17 @@ depends_on = {{ migrate = "succeeded" }}
     assert b"web     | saw-migration\n" in result.stdout
 
 
-def test_readiness_from_stdout_and_from_a_probe_command(tmp_path):
-    """poll starts after web printed 'Listening'; app after db's probe passed."""
+def test_stdout_readiness_gates_the_dependent(tmp_path):
+    """poll starts only after web printed 'Listening'."""
     config = toml(
         tmp_path,
-        f"""
+        """
 [tasks.web]
 command = "sleep 0.3; echo Listening on 8000; exec sleep 60"
-ready = {{ stdout = "Listening" }}
+ready = { stdout = "Listening" }
 [tasks.poll]
 command = "echo polled; exit 5"
-depends_on = {{ web = "ready" }}
-[tasks.db]
-command = "sleep 0.4; touch {tmp_path}/db-up; exec sleep 60"
-ready = {{ command = "test -e {tmp_path}/db-up", interval = "100ms", timeout = "10s" }}
-[tasks.app]
-command = "test -e {tmp_path}/db-up && echo db-was-ready; exec sleep 60"
-depends_on = {{ db = "ready" }}
+depends_on = { web = "ready" }
 """,
     )
     result = longrun("group", str(config))

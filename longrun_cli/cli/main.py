@@ -60,7 +60,11 @@ def output_options(function: F) -> F:
             click.option(
                 "-q", "--quiet", count=True, help="Less logging: -q errors only, -qq nothing."
             ),
-            click.option("--dry-run", is_flag=True, help="Validate, print the plan, exit 0."),
+            click.option(
+                "--dry-run",
+                is_flag=True,
+                help="Validate, print the plan (JSON with --log-format json), exit 0.",
+            ),
         ]
     ):
         function = decorator(function)
@@ -185,10 +189,10 @@ def exec_command(
     """Run COMMAND as a supervised task (no shell: argv is executed directly)."""
     from longrun_cli.cli.options import ExecOptions, build_task_spec
 
-    def describe(spec: TaskSpec) -> str:
-        from longrun_cli.cli.plan import describe_plan
+    def describe(spec: TaskSpec, as_json: bool) -> str:
+        from longrun_cli.cli.plan import describe_plan, exec_plan_record, to_json
 
-        return describe_plan(spec)
+        return to_json(exec_plan_record(spec)) if as_json else describe_plan(spec)
 
     def run(spec: TaskSpec, renderer: LogRenderer) -> int:
         from longrun_cli.cli.run import run_exec
@@ -203,7 +207,7 @@ def exec_command(
 
 def plan_or_run(
     build: Callable[[], T],
-    describe: Callable[[T], str],
+    describe: Callable[[T, bool], str],
     run: Callable[[T, LogRenderer], int],
     log_format: str,
     verbose: int,
@@ -220,7 +224,7 @@ def plan_or_run(
         renderer.error(str(exc))
         return EXIT_USAGE
     if dry_run:
-        click.echo(describe(value), nl=False)
+        click.echo(describe(value, log_format == "json"), nl=False)
         return 0
     return run(value, renderer)
 
@@ -305,10 +309,10 @@ def group_command(
     """Run several commands together under one runner."""
     from longrun_cli.cli.group import load_group
 
-    def describe(group: GroupSpec) -> str:
-        from longrun_cli.cli.plan import describe_group
+    def describe(group: GroupSpec, as_json: bool) -> str:
+        from longrun_cli.cli.plan import describe_group, group_plan_record, to_json
 
-        return describe_group(group)
+        return to_json(group_plan_record(group)) if as_json else describe_group(group)
 
     def run(group: GroupSpec, renderer: LogRenderer) -> int:
         from longrun_cli.cli.run import run_group

@@ -114,6 +114,11 @@ EXAMPLES = [
         "Show the resolved plan without running anything:",
         "longrun exec --dry-run --retry-exit-code 64-78:5 -- ./job",
     ),
+    (
+        'The same plan as one JSON document; its "arguments" are the canonical '
+        "exec options that build exactly this plan again:",
+        "longrun exec --dry-run --log-format json --retry-exit-code 64-78:5 -- ./job",
+    ),
 ]
 
 

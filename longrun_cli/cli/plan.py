@@ -1,16 +1,23 @@
-"""``--dry-run``: the resolved plan, every rule with its backoff schedule."""
+"""``--dry-run``: the resolved plan, every rule with its backoff schedule.
+
+As text for people, or as JSON (``--log-format json``) for programs; the exec
+JSON plan carries ``arguments``, the canonical ``longrun exec`` command line
+that builds the same plan again.
+"""
 
 from __future__ import annotations
 
 import shlex
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from longrun_cli.policy.backoff import format_multiplier
 from longrun_cli.policy.duration import format_duration
 from longrun_cli.policy.signals import signal_name
 from longrun_cli.policy.taskspec import TaskSpec
 
 if TYPE_CHECKING:
     from longrun_cli.policy.group import GroupSpec
+    from longrun_cli.policy.rule import RetryRule
 
 # How many delays to show for a rule with unlimited retries.
 _SHOWN_FOR_INF = 8
@@ -81,3 +88,141 @@ def describe_group(group: GroupSpec) -> str:
         + ", ".join(group.shutdown_order())
     )
     return "\n".join(lines) + "\n"
+
+
+def to_json(record: dict[str, Any]) -> str:
+    """One JSON document on one line; ASCII, so any argv (even undecodable bytes) prints."""
+    import json
+
+    return json.dumps(record) + "\n"
+
+
+def _duration_or_none(value: int | None) -> str | None:
+    return None if value is None else format_duration(value)
+
+
+def _shown_delays(rule: RetryRule) -> list[int]:
+    return rule.backoff.schedule(rule.retries if rule.retries is not None else _SHOWN_FOR_INF)
+
+
+def plan_record(spec: TaskSpec) -> dict[str, Any]:
+    """One task's plan as JSON-ready data; durations in the Go syntax longrun reads."""
+    rules: list[dict[str, Any]] = []
+    for rule in spec.policy.rules:
+        matcher = rule.matcher
+        rules.append(
+            {
+                "match": matcher.describe(),
+                "exit_codes": sorted(matcher.exit_codes) if matcher.exit_codes else None,
+                "stderr": matcher.stderr,
+                "signals": [signal_name(s) for s in sorted(matcher.signals)]
+                if matcher.signals
+                else None,
+                "timeout": matcher.timeout,
+                "retries": rule.retries,
+                "backoff": {
+                    "initial": format_duration(rule.backoff.initial),
+                    "max": format_duration(rule.backoff.max_delay),
+                    "multiplier": rule.backoff.multiplier,
+                },
+                "delays": [format_duration(d) for d in _shown_delays(rule)],
+            }
+        )
+    return {
+        "task": spec.name,
+        "command": list(spec.argv),
+        "interval": _duration_or_none(spec.interval),
+        "delay": format_duration(spec.delay),
+        "timeout": _duration_or_none(spec.timeout),
+        "deadline": _duration_or_none(spec.deadline),
+        "stop_signal": signal_name(spec.stop_signal),
+        "kill_after": format_duration(spec.kill_after),
+        "foreground": spec.foreground,
+        "success_exit_codes": sorted({0} | spec.policy.success_codes),
+        "jitter": spec.policy.jitter,
+        "shutdown": spec.shutdown,
+        "shutdown_timeout": format_duration(spec.shutdown_timeout),
+        "rules": rules,
+    }
+
+
+def exec_plan_record(spec: TaskSpec) -> dict[str, Any]:
+    return {**plan_record(spec), "arguments": exec_arguments(spec)}
+
+
+def group_plan_record(group: GroupSpec) -> dict[str, Any]:
+    tasks: list[dict[str, Any]] = []
+    for task in group.tasks:
+        record = plan_record(task.spec)
+        record["depends_on"] = {name: cond.value for name, cond in task.depends_on}
+        probe = task.ready
+        record["ready"] = (
+            None
+            if probe is None
+            else {
+                "stdout": probe.stdout,
+                "command": probe.command,
+                "interval": format_duration(probe.interval),
+                "timeout": format_duration(probe.timeout),
+            }
+        )
+        record["cwd"] = task.spec.cwd
+        record["env"] = dict(task.spec.env)
+        tasks.append(record)
+    return {
+        "start_order": group.levels(),
+        "tasks": tasks,
+        "shutdown_order": group.shutdown_order(),
+        "shutdown_timeout": format_duration(group.shutdown_timeout),
+    }
+
+
+def exec_arguments(spec: TaskSpec) -> list[str]:
+    """The ``longrun exec`` arguments that build ``spec`` again, each option as ``--name=value``.
+
+    Only for specs that exec options can express (one code, signal, regex or
+    timeout per rule), which every spec exec itself builds is.
+    """
+    from longrun_cli.policy.spec import escape_field, format_budget
+
+    args = [f"--name={spec.name}"]
+    for option, value in (
+        ("--interval", spec.interval),
+        ("--timeout", spec.timeout),
+        ("--deadline", spec.deadline),
+    ):
+        if value is not None:
+            args.append(f"{option}={format_duration(value)}")
+    args += [
+        f"--delay={format_duration(spec.delay)}",
+        f"--stop-signal={signal_name(spec.stop_signal)}",
+        f"--kill-after={format_duration(spec.kill_after)}",
+        f"--shutdown-timeout={format_duration(spec.shutdown_timeout)}",
+        f"--jitter={format_multiplier(spec.policy.jitter)}",
+    ]
+    if spec.shutdown is not None:
+        args.append(f"--shutdown={spec.shutdown}")
+    if spec.foreground:
+        args.append("--foreground")
+    if spec.policy.success_codes:
+        from longrun_cli.policy.matcher import format_codes
+
+        args.append(f"--success-exit-code={format_codes(spec.policy.success_codes)}")
+    for rule in spec.policy.rules:
+        budget = format_budget(rule.retries, rule.backoff)
+        matcher = rule.matcher
+        if matcher.timeout:
+            args.append(f"--retry-timeout={budget}")
+        elif len(matcher.signals or ()) == 1 and matcher.stderr is None and not matcher.exit_codes:
+            assert matcher.signals is not None
+            (number,) = matcher.signals
+            args.append(f"--retry-signal={signal_name(number)}:{budget}")
+        elif matcher.stderr is not None and not matcher.signals and not matcher.exit_codes:
+            args.append(f"--retry-stderr={escape_field(matcher.stderr)}:{budget}")
+        elif len(matcher.exit_codes or ()) == 1 and matcher.stderr is None and not matcher.signals:
+            assert matcher.exit_codes is not None
+            (code,) = matcher.exit_codes
+            args.append(f"--retry-exit-code={code}:{budget}")
+        else:
+            raise ValueError(f"no exec option expresses the rule {rule.describe()!r}")
+    return [*args, "--", *spec.argv]

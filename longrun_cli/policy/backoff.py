@@ -44,7 +44,13 @@ class Backoff:
 
     def describe(self) -> str:
         cap = format_duration(self.max_delay) if self.max_delay else "0"
-        return f"{format_duration(self.initial)},{cap},{self.multiplier:g}"
+        return f"{format_duration(self.initial)},{cap},{format_multiplier(self.multiplier)}"
+
+
+def format_multiplier(value: float) -> str:
+    """The shortest text that parses back to ``value``: ``2``, ``1.5``, ``1e-06``."""
+    text = repr(value)
+    return text.removesuffix(".0")
 
 
 def backoff_delay(initial: int, max_delay: int, multiplier: float, attempt: int) -> int:

@@ -103,6 +103,33 @@ def split_fields(text: str, *, escapes: bool = False) -> list[str]:
     return fields
 
 
+def escape_field(text: str) -> str:
+    """Write ``text`` so that ``split_fields(..., escapes=True)`` gives it back as one field.
+
+    Pairs ``\\X`` are kept as the splitter reads them; a colon outside a pair gets
+    a backslash. A ``\\:`` pair cannot be written (the splitter turns it into
+    ``:``), which for a regex means the same; nor can a trailing lone backslash
+    be followed by more fields (RE2 rejects such a regex anyway).
+    """
+    out: list[str] = []
+    pos = 0
+    while pos < len(text):
+        char = text[pos]
+        if char == "\\" and pos + 1 < len(text):
+            out.append(char + text[pos + 1])
+            pos += 2
+            continue
+        out.append("\\:" if char == ":" else char)
+        pos += 1
+    return "".join(out)
+
+
+def format_budget(retries: int | None, backoff: Backoff) -> str:
+    """``RETRIES:BACKOFF`` exactly as the parsers read them back."""
+    budget = "inf" if retries is None else str(retries)
+    return f"{budget}:{backoff.describe()}"
+
+
 def _budget_fields(option: str, spec: str, fields: list[str]) -> tuple[int | None, Backoff]:
     if len(fields) > 2:
         raise SpecError(f"invalid {option} {spec!r}: too many ':' fields")

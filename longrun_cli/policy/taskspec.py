@@ -88,10 +88,9 @@ class TaskSpec(_TaskSpecFields):
             ("interval", self.interval),
             ("timeout", self.timeout),
             ("deadline", self.deadline),
+            ("shutdown-timeout", self.shutdown_timeout),
         ):
             if value is not None and value <= 0:
                 raise SpecError(f"--{label} must be > 0, got {format_duration(value)}")
-        if self.shutdown_timeout <= 0:
-            raise SpecError("--shutdown-timeout must be > 0")
         if self.delay < 0 or self.kill_after < 0:
             raise SpecError("durations must not be negative")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from longrun_cli.policy.backoff import Backoff
@@ -13,6 +13,8 @@ from longrun_cli.policy.duration import MILLISECOND, SECOND
 from longrun_cli.policy.errors import SpecError
 from longrun_cli.policy.signals import parse_signal, parse_signal_list
 from longrun_cli.policy.spec import (
+    escape_field,
+    format_budget,
     parse_backoff,
     parse_codes,
     parse_exit_code_rule,
@@ -187,3 +189,23 @@ def test_regex_error_with_a_newline_stays_on_one_line():
     with pytest.raises(SpecError) as info:
         parse_stderr_rule(")\n")
     assert "\n" not in str(info.value)
+
+
+@given(text=st.text(alphabet="ab:\\", max_size=16))
+def test_escaped_field_splits_back_to_itself(text):
+    """Any field the splitter produced (followed by more) is written so that it reads back the same."""
+    fields = split_fields(text, escapes=True)
+    assume(len(fields) >= 2)
+    written = f"{escape_field(fields[0])}:5:1s"
+    assert split_fields(written, escapes=True) == [fields[0], "5", "1s"]
+
+
+@given(retries=st.none() | st.integers(1, 10**6), initial=st.integers(1, 10**12),
+       cap=st.integers(0, 10**13), multiplier=st.floats(1e-3, 1e3))  # fmt: skip
+def test_formatted_budget_parses_back(retries, initial, cap, multiplier):
+    """format_budget is read back by the rule parsers as the same retries and backoff."""
+    if 0 < cap < initial:
+        cap = initial
+    backoff = Backoff(initial, cap, multiplier)
+    rule = parse_timeout_rule(format_budget(retries, backoff))
+    assert (rule.retries, rule.backoff) == (retries, backoff)

@@ -20,6 +20,7 @@ from pathlib import Path
 BIN = Path(sys.executable).parent
 LONGRUN = str(BIN / "longrun")
 HONCHO = shutil.which("honcho", path=str(BIN)) or shutil.which("honcho")
+SUPERVISORD = shutil.which("supervisord", path=str(BIN)) or shutil.which("supervisord")
 QUIET = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
 MIB = 1024 * 1024
 
@@ -60,6 +61,37 @@ def procfile_dir(lines: list[str]) -> str:
     return directory
 
 
+def supervisord_conf(programs: dict[str, str], log: str = "/dev/null", **program: str) -> str:
+    """A foreground supervisord config running ``programs`` once each (no restarts).
+
+    supervisord never exits on its own: where a run must end, the program sends
+    supervisord SIGTERM itself (``kill -TERM $PPID``), supervisord's own way to stop.
+    """
+    directory = tempfile.mkdtemp()
+    settings = {
+        "startsecs": "0",
+        "autorestart": "false",
+        "stdout_logfile": "NONE",
+        "stderr_logfile": "NONE",
+        **program,
+    }
+    lines = [
+        "[supervisord]",
+        "nodaemon=true",
+        "user=root" if os.geteuid() == 0 else "",
+        f"logfile={log}",
+        "logfile_maxbytes=0",
+        f"pidfile={directory}/supervisord.pid",
+        "loglevel=info" if log != "/dev/null" else "loglevel=warn",
+    ]
+    for name, command in programs.items():
+        lines += ["", f"[program:{name}]", f"command={command}"]
+        lines += [f"{key}={value}" for key, value in settings.items()]
+    path = Path(directory, "supervisord.conf")
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
 def startup(repeats: int) -> list[str]:
     contenders: dict[str, Callable[[], float]] = {
         "longrun exec -- true": lambda: wall([LONGRUN, "exec", "--", "true"], **QUIET),
@@ -77,6 +109,11 @@ def startup(repeats: int) -> list[str]:
         directory = procfile_dir(["one: true"])
         contenders["honcho start (one: true)"] = lambda: wall(
             [HONCHO, "start"], cwd=directory, **QUIET
+        )
+    if SUPERVISORD:
+        conf = supervisord_conf({"one": "/bin/sh -c 'kill -TERM $PPID'"})
+        contenders["supervisord (one program that stops it)"] = lambda: wall(
+            [SUPERVISORD, "-c", conf], **QUIET
         )
     rows = {name: value * 1000 for name, value in medians(contenders, repeats).items()}
     return table("Start-up of one wrapped `true` (median wall time)", rows, "ms")
@@ -102,31 +139,71 @@ def attempts(repeats: int) -> list[str]:
             ["retry", "-t", "1", "-d", "0", "--", "/bin/false"],
         )
     rows = {name: value * 1000 for name, value in medians(contenders, repeats).items()}
+    if SUPERVISORD:
+        rows["supervisord autorestart (10 attempts, from its log)"] = _supervisord_attempt() * 1000
     return table("Per-attempt overhead over 200 failing attempts", rows, "ms per attempt")
 
 
+def _supervisord_attempt(count: int = 10) -> float:
+    """Seconds between restarts of a failing program, from supervisord's own log stamps.
+
+    supervisord restarts on its one-second loop tick, so 200 attempts would take
+    over three minutes: ``count`` of them show the cadence.
+    """
+    log = Path(tempfile.mkdtemp(), "supervisord.log")
+    conf = supervisord_conf({"fail": "/bin/false"}, log=str(log), autorestart="true")
+    proc = subprocess.Popen([SUPERVISORD, "-c", conf], **QUIET)  # type: ignore[call-overload]
+    stamps: list[float] = []
+    limit = time.monotonic() + count * 3 + 10
+    while len(stamps) < count and time.monotonic() < limit:
+        time.sleep(0.2)
+        lines = log.read_text().splitlines() if log.exists() else []
+        stamps = [_log_stamp(line) for line in lines if "exited: fail" in line]
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+    if len(stamps) < 2:
+        return float("nan")
+    return (stamps[-1] - stamps[0]) / (len(stamps) - 1)
+
+
+def _log_stamp(line: str) -> float:
+    """``2026-11-28 11:25:05,444 WARN ...`` → seconds since the epoch."""
+    stamp, millis = line[:23].split(",")
+    return time.mktime(time.strptime(stamp, "%Y-%m-%d %H:%M:%S")) + int(millis) / 1000
+
+
 def throughput(repeats: int, size_mib: int = 512) -> list[str]:
-    """Each tool's stderr goes through a pipe to ``cat``, as it would into a log collector."""
-    producer = f"head -c {size_mib * MIB} /dev/zero"
-    commands = {
-        "plain pipe (no wrapper)": f"{producer} >&2",
-        "longrun exec, no rule (inherited fd)": f"{LONGRUN} exec -- sh -c '{producer} >&2'",
-        "longrun exec --retry-stderr": (
-            f"{LONGRUN} exec --retry-stderr refused -- sh -c '{producer} >&2'"
-        ),
-    }
-    if have("retry"):
-        commands["retry -t 1"] = f"retry -t 1 -- sh -c '{producer} >&2'"
-    honcho_dir = None
-    if HONCHO:
-        honcho_dir = procfile_dir([f"big: {producer} >&2"])
-        commands["honcho start (one task)"] = f"cd {honcho_dir} && {HONCHO} start"
+    """Each tool's stderr goes through a pipe to ``cat``, as it would into a log collector.
+
+    The net rate takes away each tool's own run with nothing to copy, so start-up
+    (a second for supervisord's loop tick) does not hide the copying cost.
+    """
+
+    def commands(nbytes: int) -> dict[str, str]:
+        producer = f"head -c {nbytes} /dev/zero"
+        found = {
+            "plain pipe (no wrapper)": f"{producer} >&2",
+            "longrun exec, no rule (inherited fd)": f"{LONGRUN} exec -- sh -c '{producer} >&2'",
+            "longrun exec --retry-stderr": (
+                f"{LONGRUN} exec --retry-stderr refused -- sh -c '{producer} >&2'"
+            ),
+        }
+        if have("retry"):
+            found["retry -t 1"] = f"retry -t 1 -- sh -c '{producer} >&2'"
+        if HONCHO:
+            directory = procfile_dir([f"big: {producer} >&2"])
+            found["honcho start (one task)"] = f"cd {directory} && {HONCHO} start"
+        if SUPERVISORD:
+            conf = supervisord_conf(
+                {"big": f"/bin/sh -c '{producer} >&2; kill -TERM $PPID'"},
+                stderr_logfile="/dev/stderr",
+                stderr_logfile_maxbytes="0",
+            )
+            found["supervisord (stderr_logfile=/dev/stderr)"] = f"{SUPERVISORD} -c {conf}"
+        return found
 
     def piped(command: str) -> list[str]:
         return ["sh", "-c", f"({command}) 2>&1 >/dev/null | cat >/dev/null"]
-
-    def rate(command: str) -> Callable[[], float]:
-        return lambda: size_mib / wall(piped(command))
 
     def peak_mib(command: str) -> float:
         # GNU time forks a tiny process: the peak is the command's, not ours.
@@ -136,13 +213,19 @@ def throughput(repeats: int, size_mib: int = 512) -> list[str]:
         )  # fmt: skip
         return int(result.stderr.strip().splitlines()[-1]) / 1024
 
-    rates = medians({name: rate(cmd) for name, cmd in commands.items()}, repeats)
-    memory = {name: peak_mib(cmd) for name, cmd in commands.items()}
-    lines = table(
-        f"stderr pass-through into a pipe, {size_mib} MiB without a newline",
-        rates,
-        "MiB/s",
-        lower_is_better=False,
+    def timed(command: str) -> Callable[[], float]:
+        return lambda: wall(piped(command))
+
+    full, empty = commands(size_mib * MIB), commands(0)
+    walls = medians({name: timed(command) for name, command in full.items()}, repeats)
+    idle = medians({name: timed(command) for name, command in empty.items()}, repeats)
+    gross = {name: size_mib / seconds for name, seconds in walls.items()}
+    net = {name: size_mib / max(walls[name] - idle[name], 1e-6) for name in walls}
+    memory = {name: peak_mib(cmd) for name, cmd in full.items()}
+    title = f"stderr pass-through into a pipe, {size_mib} MiB without a newline"
+    lines = table(f"{title} (wall time, start-up included)", gross, "MiB/s", lower_is_better=False)
+    lines += table(
+        f"{title} (net: minus the same run with 0 bytes)", net, "MiB/s", lower_is_better=False
     )
     lines += table("Peak memory of the same runs (largest process of the tree)", memory, "MiB")
     return lines
@@ -154,6 +237,13 @@ def cancel_all() -> list[str]:
     contenders = {"longrun group --procfile": [LONGRUN, "group", "--procfile", "Procfile"]}
     if HONCHO:
         contenders["honcho start"] = [HONCHO, "start"]
+    if SUPERVISORD:
+        # supervisord does not stop the others when one fails: the failing program
+        # asks it to (SIGTERM), which is as close as it comes.
+        programs = {f"s{i}": "sleep 60" for i in range(200)}
+        programs["fail"] = "/bin/sh -c 'sleep 2; kill -TERM $PPID'"
+        conf = supervisord_conf(programs)
+        contenders["supervisord (failing program stops it)"] = [SUPERVISORD, "-c", conf]
     rows = {name: wall(argv, cwd=directory, **QUIET) for name, argv in contenders.items()}
     subprocess.run(["pkill", "-f", "sleep 60"], check=False)
     return table("200 tasks plus one failing after 2 s: start to cancel-all (wall)", rows, "s")
@@ -164,6 +254,9 @@ def idle_cpu(seconds: float = 10.0) -> list[str]:
     contenders = {"longrun group --procfile": [LONGRUN, "group", "--procfile", "Procfile"]}
     if HONCHO:
         contenders["honcho start"] = [HONCHO, "start"]
+    if SUPERVISORD:
+        conf = supervisord_conf({f"t{i}": "sleep 600" for i in range(50)})
+        contenders["supervisord"] = [SUPERVISORD, "-c", conf]
     rows: dict[str, float] = {}
     for name, argv in contenders.items():
         proc = subprocess.Popen(argv, cwd=directory, **QUIET)  # type: ignore[call-overload]
@@ -201,28 +294,49 @@ def interval_drift() -> list[str]:
 
 
 ANALYSIS = """
+## How the peers were run
+
+- `timeout`, `retry` (Debian's), `tini`: as wrappers of the same command.
+- honcho: a Procfile in a temporary directory, `honcho start`.
+- supervisord (PyPI `supervisor`): a generated config, `nodaemon=true`, each
+  program `startsecs=0` and `autorestart=false`. supervisord never exits on its
+  own and never stops the others when one program fails, so where a run must end
+  the program sends supervisord SIGTERM itself (`kill -TERM $PPID`) — for the
+  cancel-all row that is the nearest thing it has. Its per-attempt row restarts
+  `/bin/false` with `autorestart=true` and reads the gaps from supervisord's own
+  millisecond log stamps over 10 attempts (200 would take over three minutes).
+- process-compose: a Go binary not packaged in Debian or on PyPI, so not
+  installable here; it is listed as not measured rather than guessed at.
+
 ## Where longrun is behind, and why
 
 - **Start-up** (vs `retry`, `tini`, `timeout`, written in C): the gap is the
   Python interpreter with click and asyncio, the floor row. longrun stays within
   about 1.2x of that floor (`benchmarks/exec_bench.py` measures it precisely);
-  profiling showed its own share to be imports of its modules (~11-19 ms with
-  byte-code compiled), one `sh` watcher spawn (parent-death guarantee), the event
-  loop and signal set-up. Closing the rest would need a compiled launcher.
+  profiling (`-X importtime`, cProfile) showed its own share to be imports of its
+  modules (~10 ms with byte-code compiled), one `sh` watcher spawn (the
+  parent-death guarantee), the event loop and signal set-up. Closing the rest
+  would need a compiled launcher. supervisord's second is its main loop's
+  one-second tick before it spawns anything.
 - **Per attempt** (vs `retry`): `fork`+`exec` through `subprocess.Popen` (vfork
   kept, ~0.6 ms) plus one event-loop round trip for SIGCHLD; `retry` has neither
   an event loop nor a process group, a parent-death watcher, or stream matching.
   Earlier profiles removed what was not inherent: a task per wait, asyncio's
   `add_signal_handler` rebuilding `signal.valid_signals()` on every call, a
   per-child `waitpid` loop, and copying the environment per attempt.
+  supervisord restarts a failed program once per loop tick (~1 s): it is built
+  to keep services up, not to retry jobs quickly.
 - **Pass-through without a rule**: the descriptor is inherited, nothing is
-  copied; the lower rate is longrun's start-up spread over the transfer.
+  copied; the lower wall-time rate is longrun's start-up spread over the
+  transfer, and the net table (start-up taken away) shows it.
 - **Pass-through with a rule**: one extra copy through user space in a thread
-  (1 MiB pipe, RE2 search on 256 KiB windows); memory stays flat whatever the
-  line length. honcho buffers a whole line: 512 MiB without a newline cost it
-  about 2 GiB.
+  (a 1 MiB pipe, RE2 search on 256 KiB windows); memory stays flat whatever the
+  line length. The bigger pipe means fewer wake-ups, which is why the net rate
+  can match or pass the plain pipe. honcho buffers a whole line: 512 MiB without
+  a newline cost it about 2 GiB. supervisord copies as longrun does, in 64 KiB
+  reads from its poll loop.
 - **Memory**: a Python process with asyncio is ~20 MiB before longrun does
-  anything; the C tools need under 2 MiB.
+  anything, as for supervisord; the C tools need under 2 MiB.
 """
 
 
@@ -236,6 +350,8 @@ def main() -> None:
     missing = [tool for tool in ("timeout", "retry", "tini") if not have(tool)]
     if not HONCHO:
         missing.append("honcho")
+    if not SUPERVISORD:
+        missing.append("supervisord")
     missing.append("process-compose (not packaged in Debian or PyPI)")
     uname = os.uname()
     lines = [

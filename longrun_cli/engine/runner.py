@@ -142,7 +142,7 @@ class Runner:
         state.task = task
         prober = None
         if probe is not None:
-            prober = asyncio.ensure_future(self._watch_readiness(state, probe))
+            prober = asyncio.ensure_future(self._watch_readiness(state, probe, task))
         try:
             return await task.run()
         finally:
@@ -165,7 +165,7 @@ class Runner:
             self._all_ready_sent = True
             self._emit("longrun", "all-ready", Level.DEBUG, "every task is ready")
 
-    async def _watch_readiness(self, state: _TaskState, probe: ReadyProbe) -> None:
+    async def _watch_readiness(self, state: _TaskState, probe: ReadyProbe, task: Task) -> None:
         """Wait for the stdout regex, or run the probe command until it succeeds."""
         await state.started.wait()
         deadline = self._clock.now() + to_seconds(probe.timeout)
@@ -180,7 +180,7 @@ class Runner:
                     f"not ready within {format_duration(probe.timeout)}",
                 )
                 return
-            if probe.command is not None and await self._probe_once(state, probe, remaining):
+            if probe.command is not None and await self._probe_once(task, probe, remaining):
                 self._became_ready(state)
                 return
             ready = asyncio.ensure_future(state.ready.wait())
@@ -193,13 +193,11 @@ class Runner:
                 ready.cancel()
                 pause.cancel()
 
-    async def _probe_once(self, state: _TaskState, probe: ReadyProbe, limit: float) -> bool:
-        spec = state.group_task.spec
-        env = {**self._environ, **spec.env, "LONGRUN_TASK": spec.name}
+    async def _probe_once(self, task: Task, probe: ReadyProbe, limit: float) -> bool:
         launch = LaunchSpec(
             argv=("/bin/sh", "-c", probe.command or "false"),
-            env=env,
-            cwd=spec.cwd,
+            env=task.base_env,
+            cwd=task.spec.cwd,
             stdin_null=True,
             quiet=True,
         )

@@ -140,6 +140,11 @@ class Task:
         self._runs = 0
         self._streak = 0
 
+    @property
+    def base_env(self) -> Mapping[str, str]:
+        """The environment every process of this task starts from (before per-attempt keys)."""
+        return self._base_env
+
     async def run(self) -> TaskResult:
         """Run the task to its end; never raises for a failing command."""
         started = self._clock.now()

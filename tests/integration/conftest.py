@@ -36,6 +36,11 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
         time.sleep(0.02)
 
 
+def contains(path: Path, needle: bytes) -> Callable[[], bool]:
+    """A wait_for predicate: ``path`` (a log a process is writing) holds ``needle``."""
+    return lambda: path.exists() and needle in path.read_bytes()
+
+
 def alive(pid: int) -> bool:
     """True while pid exists and is not a zombie."""
     try:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import LONGRUN, longrun, start
+from tests.integration.conftest import LONGRUN, contains, longrun, start, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -131,13 +131,15 @@ def test_container_entrypoint_behaves_as_pid_1(tmp_path):
     assert proc.returncode == 128 + signal.SIGTERM
 
 
-def test_web_app_group_runs_migration_server_and_poller():
+def test_web_app_group_runs_migration_server_and_poller(tmp_path: Path):
     """The example group: migrate, then web (probe-ready), then the poller reaches it."""
-    proc = start("group", str(EXAMPLES / "longrun.toml"), cwd=EXAMPLES)
-    time.sleep(4)
-    proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=30)
-    text = out.decode()
+    log = tmp_path / "stdout"
+    with log.open("wb") as out:
+        proc = start("group", str(EXAMPLES / "longrun.toml"), cwd=EXAMPLES, stdout=out)
+        wait_for(contains(log, b"poll 200"), timeout=30)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    text = log.read_text()
     assert proc.returncode == -signal.SIGTERM, err.decode()
     assert text.index("schema up to date") < text.index("poll 200")
     assert "web     | web drained" in text

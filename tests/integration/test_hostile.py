@@ -11,21 +11,23 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import LONGRUN, alive, read_pids, start, wait_for
+from tests.integration.conftest import LONGRUN, alive, contains, read_pids, start, wait_for
 
 pytestmark = pytest.mark.slow
 
 
-def test_sigterm_during_backoff_ends_promptly():
+def test_sigterm_during_backoff_ends_promptly(tmp_path: Path):
     """TERM while waiting 30s for a retry: longrun dies by TERM at once, no retry."""
-    proc = start("exec", "--retry-exit-code", "1:5:30s", "--", "false")
-    time.sleep(1.0)
-    began = time.monotonic()
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=20)
+    log = tmp_path / "stderr"
+    with log.open("wb") as err:
+        proc = start("exec", "--retry-exit-code", "1:5:30s", "--", "false", stderr=err)
+        wait_for(contains(log, b"event=retry"))
+        began = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=20)
     assert proc.returncode == -signal.SIGTERM
     assert time.monotonic() - began < 5
-    assert err.count(b"event=attempt-failed") == 1
+    assert log.read_bytes().count(b"event=attempt-failed") == 1
 
 
 def test_sigterm_during_the_shutdown_hook_lets_it_finish(tmp_path: Path):
@@ -43,15 +45,18 @@ def test_sigterm_during_the_shutdown_hook_lets_it_finish(tmp_path: Path):
 def test_second_sigterm_during_the_hook_kills_it(tmp_path: Path):
     """TERM twice while a hook hangs: the hook is killed at once and said so."""
     started = tmp_path / "hook-started"
-    proc = start("exec", "--shutdown", f"touch {started}; sleep 60", "--", "true")
-    wait_for(started.exists)
-    proc.send_signal(signal.SIGTERM)
-    time.sleep(0.3)
-    began = time.monotonic()
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=20)
+    log = tmp_path / "stderr"
+    with log.open("wb") as err:
+        proc = start("exec", "--shutdown", f"touch {started}; sleep 60", "--", "true", stderr=err)
+        wait_for(started.exists)
+        proc.send_signal(signal.SIGTERM)
+        # Two TERMs arriving before the handler runs would count as one.
+        wait_for(contains(log, b"event=stop-requested"))
+        began = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=20)
     assert time.monotonic() - began < 5
-    assert b"killed on a second stop request" in err
+    assert b"killed on a second stop request" in log.read_bytes()
 
 
 def test_sigterm_right_at_start_up_leaves_nothing_behind(tmp_path: Path):
@@ -164,12 +169,17 @@ def test_ten_thousand_attempts_without_memory_growth():
     assert max(late) - max(early) < 2048, (max(early), max(late))
 
 
+# The command must not end before the daemon has left its process group: the sweep of
+# the group after the command's exit would otherwise stop it before it escaped.
+WAIT_FOR_FILE = "while [ ! -s {0} ]; do sleep 0.01; done;"
+
+
 def test_daemon_escaping_with_setsid_is_adopted_and_stopped(tmp_path: Path, reap_strays):
     """A setsid daemon is reparented to longrun (subreaper) and stopped when longrun ends."""
     pids = tmp_path / "pids"
     result = subprocess.run(
         [*LONGRUN, "exec", "--kill-after", "2s", "--", "sh", "-c",
-         f"setsid sh -c 'echo $$ > {pids}; exec sleep 60' & sleep 0.5"],
+         f"setsid sh -c 'echo $$ > {pids}; exec sleep 60' & {WAIT_FOR_FILE.format(pids)}"],
         capture_output=True, timeout=30, check=False,
     )  # fmt: skip
     reap_strays.extend(read_pids(pids))
@@ -185,7 +195,8 @@ def test_daemon_ignoring_term_is_killed_after_the_grace(tmp_path: Path, reap_str
     began = time.monotonic()
     result = subprocess.run(
         [*LONGRUN, "exec", "--kill-after", "500ms", "--", "sh", "-c",
-         f"setsid sh -c 'trap \"\" TERM; echo $$ > {pids}; while :; do sleep 0.1; done' & sleep 0.3"],
+         f"setsid sh -c 'trap \"\" TERM; echo $$ > {pids}; while :; do sleep 0.1; done' &"
+         f" {WAIT_FOR_FILE.format(pids)}"],
         capture_output=True, timeout=30, check=False,
     )  # fmt: skip
     reap_strays.extend(read_pids(pids))
@@ -216,7 +227,8 @@ def test_escaped_daemon_holding_group_output_does_not_hang_the_task(tmp_path: Pa
     began = time.monotonic()
     result = subprocess.run(
         [*LONGRUN, "group", "--kill-after", "500ms", "-t",
-         f"d=setsid sh -c 'echo $$ > {pids}; exec sleep 30' & echo started"],
+         f"d=setsid sh -c 'echo $$ > {pids}; exec sleep 30' & {WAIT_FOR_FILE.format(pids)}"
+         " echo started"],
         capture_output=True, timeout=60, check=False,
     )  # fmt: skip
     reap_strays.extend(read_pids(pids))
@@ -233,7 +245,8 @@ def test_escaped_daemon_holding_a_matched_stderr_does_not_hang_exec(tmp_path: Pa
     began = time.monotonic()
     result = subprocess.run(
         [*LONGRUN, "exec", "--kill-after", "500ms", "--retry-stderr", "never", "--", "sh", "-c",
-         f"setsid sh -c 'echo $$ > {pids}; exec sleep 30' & echo done >&2"],
+         f"setsid sh -c 'echo $$ > {pids}; exec sleep 30' & {WAIT_FOR_FILE.format(pids)}"
+         " echo done >&2"],
         capture_output=True, timeout=60, check=False,
     )  # fmt: skip
     reap_strays.extend(read_pids(pids))

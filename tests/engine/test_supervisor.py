@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any
 
 import pytest
 
-from longrun_cli.engine.process import LaunchSpec, SpawnError, Supervisor
+from longrun_cli.engine.process import LaunchSpec, SpawnError, Supervisor, _Sentinel
 
 
 def launch(spec: LaunchSpec) -> Any:
@@ -61,3 +62,19 @@ def test_spawn_failures_map_to_shell_statuses(fp, monkeypatch, error, status, me
     with pytest.raises(SpawnError) as info:
         launch(LaunchSpec(argv=("job",), env={}, own_group=False))
     assert (info.value.status, str(info.value)) == (status, message)
+
+
+def test_watcher_hears_of_exited_groups_with_the_next_spawn_or_at_close():
+    """Releases are batched into the next write (one wake-up per attempt) and flushed at close."""
+    read_fd, write_fd = os.pipe()
+    sentinel = _Sentinel(popen=None, write_fd=write_fd)  # type: ignore[arg-type]
+    sentinel.watch("-100")
+    sentinel.release_later("-100")
+    sentinel.watch("-200")
+    assert os.read(read_fd, 1024) == b"+ -100\n- -100\n+ -200\n"
+    sentinel.release_later("-200")
+    sentinel.flush()
+    sentinel.flush()
+    sentinel.close()
+    assert os.read(read_fd, 1024) == b"- -200\n"
+    os.close(read_fd)

@@ -38,7 +38,15 @@ command's process group, SIGKILL follows after --kill-after, then the shutdown \
 hook runs and longrun dies by the signal it received. A second TERM or INT while \
 stopping kills the command at once. USR1, USR2 and WINCH are forwarded to the \
 running command (WINCH only without --foreground, where the terminal already \
-delivers it)."""
+delivers it).
+
+longrun is a child subreaper: a daemon that leaves its process group with setsid \
+is adopted by longrun and, when longrun ends, gets TERM and then SIGKILL after \
+--kill-after; if it still holds the command's output pipe, longrun stops waiting \
+for that pipe once the command has exited and the pipe has been idle for \
+--kill-after (at least 0.5 s), and keeps copying it. If longrun itself is killed \
+with SIGKILL, a watcher process (one sh per run, in its own session) kills the \
+process groups that were running."""
 
 ENVIRONMENT = [
     ("LONGRUN_TASK", "Set for the command and the hook: the task name."),

@@ -254,3 +254,26 @@ def test_escaped_daemon_holding_a_matched_stderr_does_not_hang_exec(tmp_path: Pa
     assert time.monotonic() - began < 10
     assert result.stderr.startswith(b"done\n")
     wait_for(lambda: not alive(read_pids(pids)[0]), timeout=5)
+
+
+def test_command_closing_its_copied_stdout_early_is_still_waited_for():
+    """A group task that closes stdout and runs on: its later stderr and exit status still count."""
+    result = subprocess.run(
+        [*LONGRUN, "group", "-t", "a=echo first; exec >&-; sleep 0.3; echo still-here >&2; exit 3"],
+        capture_output=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert result.returncode == 3, result.stderr
+    assert result.stdout == b"a | first\n"
+    assert b"a | still-here\n" in result.stderr
+
+
+def test_command_closing_its_matched_stderr_early_is_still_retried():
+    """exec with a stderr rule: a command that closes stderr, then fails, is still judged by it."""
+    result = subprocess.run(
+        [*LONGRUN, "exec", "--retry-stderr", "busy:1:1ms", "--", "sh", "-c",
+         "echo busy >&2; exec 2>&-; sleep 0.3; exit 4"],
+        capture_output=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert result.returncode == 4
+    assert result.stderr.count(b"busy\n") == 2
+    assert b"event=retry" in result.stderr

@@ -41,6 +41,23 @@ def contains(path: Path, needle: bytes) -> Callable[[], bool]:
     return lambda: path.exists() and needle in path.read_bytes()
 
 
+def term_twice(args: list[str], started: Path, log: Path) -> tuple[int, float]:
+    """Run longrun, TERM it once ``started`` exists and again once it has handled the first.
+
+    Two TERMs arriving before the handler runs would count as one. Returns the exit
+    status and the seconds from the second TERM to the exit; stderr goes to ``log``.
+    """
+    with log.open("wb") as err:
+        proc = start(*args, stderr=err)
+        wait_for(started.exists)
+        proc.send_signal(signal.SIGTERM)
+        wait_for(contains(log, b"event=stop-requested"))
+        began = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=20)
+    return proc.returncode, time.monotonic() - began
+
+
 def alive(pid: int) -> bool:
     """True while pid exists and is not a zombie."""
     try:

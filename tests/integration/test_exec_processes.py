@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import alive, contains, longrun, read_pids, start, wait_for
+from tests.integration.conftest import alive, longrun, read_pids, start, term_twice, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -74,17 +74,11 @@ def test_second_sigterm_skips_the_grace_period(tmp_path: Path):
     ready = tmp_path / "ready"
     log = tmp_path / "stderr"
     command = f"trap '' TERM; touch {ready}; while :; do sleep 0.05; done"
-    with log.open("wb") as err:
-        proc = start("exec", "--kill-after", "60s", "--", "sh", "-c", command, stderr=err)
-        wait_for(ready.exists)
-        proc.send_signal(signal.SIGTERM)
-        # Two TERMs arriving before the handler runs would count as one.
-        wait_for(contains(log, b"event=stop-requested"))
-        began = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        proc.communicate(timeout=20)
-    assert time.monotonic() - began < 5
-    assert proc.returncode == -signal.SIGTERM
+    status, seconds = term_twice(
+        ["exec", "--kill-after", "60s", "--", "sh", "-c", command], ready, log
+    )
+    assert seconds < 5
+    assert status == -signal.SIGTERM
     assert b"killing the commands now" in log.read_bytes()
 
 

@@ -11,7 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import LONGRUN, alive, contains, read_pids, start, wait_for
+from tests.integration.conftest import (
+    LONGRUN,
+    alive,
+    contains,
+    read_pids,
+    start,
+    term_twice,
+    wait_for,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -46,16 +54,10 @@ def test_second_sigterm_during_the_hook_kills_it(tmp_path: Path):
     """TERM twice while a hook hangs: the hook is killed at once and said so."""
     started = tmp_path / "hook-started"
     log = tmp_path / "stderr"
-    with log.open("wb") as err:
-        proc = start("exec", "--shutdown", f"touch {started}; sleep 60", "--", "true", stderr=err)
-        wait_for(started.exists)
-        proc.send_signal(signal.SIGTERM)
-        # Two TERMs arriving before the handler runs would count as one.
-        wait_for(contains(log, b"event=stop-requested"))
-        began = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        proc.communicate(timeout=20)
-    assert time.monotonic() - began < 5
+    hook = f"touch {started}; sleep 60"
+    status, seconds = term_twice(["exec", "--shutdown", hook, "--", "true"], started, log)
+    assert seconds < 5
+    assert status == -signal.SIGTERM
     assert b"killed on a second stop request" in log.read_bytes()
 
 

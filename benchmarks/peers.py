@@ -6,6 +6,7 @@ installed are reported as missing, never silently skipped.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -364,6 +365,58 @@ ANALYSIS = """
 """
 
 
+def versions() -> str:
+    """What was measured: package versions of longrun and each peer found."""
+    import longrun_cli
+
+    found = [f"longrun {longrun_cli.__version__}"]
+    for package, tool in (("coreutils", "timeout"), ("retry", "retry"), ("tini", "tini")):
+        result = subprocess.run(
+            ["dpkg-query", "-W", "-f", "${Version}", package],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if result.returncode == 0 and result.stdout:
+            found.append(f"{tool} ({package} {result.stdout})")
+    for program in (HONCHO, SUPERVISORD):
+        if program:
+            result = subprocess.run(
+                [program, "--version"], capture_output=True, text=True, check=False
+            )
+            text = (result.stdout or result.stderr).strip().splitlines()
+            found.append(f"{Path(program).name} {text[-1].split()[-1] if text else '?'}")
+    return ", ".join(found)
+
+
+def machine() -> str:
+    uname = os.uname()
+    model = "unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return (
+        f"{uname.sysname} {uname.release} {uname.machine}, {model}, {os.cpu_count()} cores, "
+        f"Python {sys.version.split()[0]}"
+    )
+
+
+REPRODUCE = """
+## Reproduce
+
+```sh
+bash benchmarks/run          # as root on Debian: installs retry and tini with apt-get
+```
+
+It creates `.venv-bench` with longrun and the `bench` extra (honcho, supervisor),
+compiles longrun's byte-code (a machine with `PYTHONDONTWRITEBYTECODE=1` would
+otherwise compile it on every start), runs every section and rewrites this file.
+It takes about four minutes on 2 cores. The machine is best left idle meanwhile:
+each section's contenders are interleaved so that noise hits them alike, but the
+absolute numbers still move with the load (the ratios much less).
+"""
+
+
 def main() -> None:
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     import compileall
@@ -377,13 +430,13 @@ def main() -> None:
     if not SUPERVISORD:
         missing.append("supervisord")
     missing.append("process-compose (not packaged in Debian or PyPI)")
-    uname = os.uname()
     lines = [
         "# longrun beside its peers",
         "",
-        f"Measured {time.strftime('%Y-%m-%d')} on {uname.sysname} {uname.machine}, "
-        f"{os.cpu_count()} cores, Python {sys.version.split()[0]}, by `bash benchmarks/run`. "
+        f"Measured {time.strftime('%Y-%m-%d')} on {machine()}, by `bash benchmarks/run`. "
         "Each section's rows ran interleaved in one run; medians; ratio to the best row.",
+        "",
+        f"Versions: {versions()}.",
         "",
         f"Peers not measured: {', '.join(missing)}.",
         "",
@@ -395,6 +448,7 @@ def main() -> None:
     lines += idle_cpu()
     lines += interval_drift()
     lines += ANALYSIS.splitlines()
+    lines += REPRODUCE.splitlines()
     text = "\n".join(lines) + "\n"
     print(text)
     if "--write" in sys.argv:

@@ -360,8 +360,8 @@ ANALYSIS = """
   here. supervisord, which copies the same way in 64 KiB reads, lands at the same
   rate (net 1.2-1.8x below the plain pipe across runs; longrun 1.3-1.7x).
   `splice` could move the bytes without a copy, but matching needs them in user
-  space anyway. Memory stays flat whatever the line length. honcho buffers a whole line: 512 MiB without a newline cost it
-  about 2 GiB.
+  space anyway. Memory stays flat whatever the line length. honcho buffers a
+  whole line: 512 MiB without a newline cost it about 2 GiB.
 - **Memory**: a Python process with asyncio is ~20 MiB before longrun does
   anything, as for supervisord; the C tools need under 2 MiB.
 """

@@ -94,30 +94,56 @@ def supervisord_conf(programs: dict[str, str], log: str = "/dev/null", **program
 
 
 def startup(repeats: int) -> list[str]:
-    contenders: dict[str, Callable[[], float]] = {
-        "longrun exec -- true": lambda: wall([LONGRUN, "exec", "--", "true"], **QUIET),
-        "python -c 'import click, asyncio' (floor)": lambda: wall(
-            [sys.executable, "-c", "import click, asyncio"], **QUIET
+    commands: dict[str, tuple[list[str], str | None]] = {
+        "longrun exec -- true": ([LONGRUN, "exec", "--", "true"], None),
+        "python -c 'import click, asyncio' (floor)": (
+            [sys.executable, "-c", "import click, asyncio"],
+            None,
         ),
     }
     if have("timeout"):
-        contenders["timeout 60 true"] = lambda: wall(["timeout", "60", "true"], **QUIET)
+        commands["timeout 60 true"] = (["timeout", "60", "true"], None)
     if have("retry"):
-        contenders["retry -t 1 -- true"] = lambda: wall(["retry", "-t", "1", "--", "true"], **QUIET)
+        commands["retry -t 1 -- true"] = (["retry", "-t", "1", "--", "true"], None)
     if have("tini"):
-        contenders["tini -s -- true"] = lambda: wall(["tini", "-s", "--", "true"], **QUIET)
+        commands["tini -s -- true"] = (["tini", "-s", "--", "true"], None)
     if HONCHO:
-        directory = procfile_dir(["one: true"])
-        contenders["honcho start (one: true)"] = lambda: wall(
-            [HONCHO, "start"], cwd=directory, **QUIET
-        )
+        commands["honcho start (one: true)"] = ([HONCHO, "start"], procfile_dir(["one: true"]))
     if SUPERVISORD:
         conf = supervisord_conf({"one": "/bin/sh -c 'kill -TERM $PPID'"})
-        contenders["supervisord (one program that stops it)"] = lambda: wall(
-            [SUPERVISORD, "-c", conf], **QUIET
-        )
+        commands["supervisord (one program that stops it)"] = ([SUPERVISORD, "-c", conf], None)
+
+    def timed(argv: list[str], cwd: str | None) -> Callable[[], float]:
+        return lambda: wall(argv, cwd=cwd, **QUIET)
+
+    contenders = {name: timed(argv, cwd) for name, (argv, cwd) in commands.items()}
     rows = {name: value * 1000 for name, value in medians(contenders, repeats).items()}
-    return table("Start-up of one wrapped `true` (median wall time)", rows, "ms")
+    lines = table("Start-up of one wrapped `true` (median wall time)", rows, "ms")
+    if have("valgrind"):
+        counts = {name: _instructions(argv, cwd) for name, (argv, cwd) in commands.items()}
+        lines += table(
+            "Start-up in instructions, every process of the run (callgrind: the same on a "
+            "busy machine)",
+            {name: count / 1e6 for name, count in counts.items()},
+            "million instructions",
+        )
+    return lines
+
+
+def _instructions(argv: list[str], cwd: str | None) -> float:
+    """Instructions one run executes in all its processes, counted by valgrind.
+
+    Children count too: honcho does its work in forked processes, longrun starts
+    a watcher, and every tool runs `true`.
+    """
+    result = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--trace-children=yes",
+         "--callgrind-out-file=/dev/null", *argv],
+        cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False,
+    )  # fmt: skip
+    lines = [line for line in result.stderr.splitlines() if "Collected :" in line]
+    counts = [float(line.rsplit(":", 1)[1]) for line in lines]
+    return sum(counts) if counts else float("nan")
 
 
 def attempts(repeats: int) -> list[str]:
@@ -342,7 +368,8 @@ ANALYSIS = """
   modules (~10 ms with byte-code compiled), one `sh` watcher spawn (the
   parent-death guarantee), the event loop and signal set-up. Closing the rest
   would need a compiled launcher. supervisord's second is its main loop's
-  one-second tick before it spawns anything.
+  one-second tick before it spawns anything. Wall times on a shared machine move
+  from run to run; the instruction counts do not, and give the same picture.
 - **Per attempt** (vs `retry`): `fork`+`exec` through `subprocess.Popen` (vfork
   kept, ~0.6 ms) plus one event-loop round trip for SIGCHLD; `retry` has neither
   an event loop nor a process group, a parent-death watcher, or stream matching.
@@ -407,7 +434,7 @@ REPRODUCE = """
 ## Reproduce
 
 ```sh
-bash benchmarks/run          # as root on Debian: installs retry and tini with apt-get
+bash benchmarks/run          # as root on Debian: installs retry, tini, valgrind with apt-get
 ```
 
 It creates `.venv-bench` with longrun and the `bench` extra (honcho, supervisor),

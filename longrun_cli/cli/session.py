@@ -56,8 +56,9 @@ async def _session(
     ready_event: str,
     grace: float,
 ) -> tuple[R, int | None]:
+    router = SignalRouter()
     supervisor = Supervisor()
-    supervisor.install()
+    supervisor.install(router)
     stop = StopControl()
     notifier = None
     keep_alive = None
@@ -77,7 +78,6 @@ async def _session(
             message = f"received {signal_name(signum)}: stopping gracefully"
             sink.emit(Event("stop-requested", "longrun", Level.INFO, message))
 
-    router = SignalRouter()
     for signum in stop_signals():
         router.route(signum, on_stop)
     for signum in forwarded_signals():

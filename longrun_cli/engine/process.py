@@ -2,7 +2,8 @@
 
 Every ``os.kill``/``os.killpg`` of longrun lives here. Children are reaped from a
 SIGCHLD handler on the event loop (no thread per child, no polling); as PID 1 the
-same handler also reaps every orphan the kernel hands to longrun.
+same handler also reaps every orphan the kernel hands to longrun. Every signal
+handler of longrun is set up here too (SignalRouter).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import contextlib
 import fcntl
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -201,17 +203,15 @@ class Supervisor:
         self._sentinel: _Sentinel | None = None
         self._release_timer: asyncio.TimerHandle | None = None
 
-    def install(self) -> None:
+    def install(self, router: SignalRouter) -> None:
         """Start reaping on SIGCHLD; call from inside the running event loop."""
         self._loop = asyncio.get_running_loop()
-        self._loop.add_signal_handler(signal.SIGCHLD, self._reap)
+        router.route(signal.SIGCHLD, self._on_sigchld)
         if os.getpid() != 1:
             _become_subreaper()
-        # A burst of exits (a group of hundreds stopping at once) can fill the
-        # loop's wakeup socket; a dropped wakeup byte is harmless (the handler
-        # reaps every exited child), but Python would print a traceback for it.
-        wakeup_fd = signal.set_wakeup_fd(-1)
-        signal.set_wakeup_fd(wakeup_fd, warn_on_full_buffer=False)
+
+    def _on_sigchld(self, _signum: int) -> None:
+        self._reap()
 
     async def stop_orphans(self, grace: float) -> int:
         """Stop processes that escaped their group (``setsid``) and were adopted by longrun.
@@ -243,8 +243,6 @@ class Supervisor:
         """Kill anything still running, stop reaping and let the sentinel go."""
         for child in list(self._children.values()):
             child.send(signal.SIGKILL)
-        if self._loop is not None:
-            self._loop.remove_signal_handler(signal.SIGCHLD)
         if self._release_timer is not None:
             self._release_timer.cancel()
             self._release_timer = None
@@ -346,28 +344,51 @@ class SignalRouter:
     """Delivers signals to callbacks on the event loop.
 
     asyncio's add_signal_handler checks each call against ``signal.valid_signals()``,
-    which builds a set of ~64 enum members every time: a millisecond or more of
-    start-up for eight signals. One Python-level handler that hops onto the loop
-    does the same job; the loop's wakeup descriptor (set up by the SIGCHLD handler)
-    wakes it even when another thread took the signal.
+    which builds a set of ~64 enum members every time (and again when the loop
+    closes): ~1.6 M instructions of start-up for SIGCHLD alone. One Python-level
+    handler that hops onto the loop does the same job. The router's own wakeup
+    socket wakes the loop even when another thread took the signal; a burst of
+    exits (hundreds of children stopping at once) can fill it, and a dropped
+    wakeup byte is harmless (each wake-up reaps every exited child), so Python is
+    told not to print a traceback for it.
     """
 
     def __init__(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._callbacks: dict[int, Callable[[int], object]] = {}
         self._previous: dict[int, Any] = {}
+        self._wake_read, self._wake_write = socket.socketpair()
+        self._wake_read.setblocking(False)
+        self._wake_write.setblocking(False)
+        self._loop.add_reader(self._wake_read.fileno(), self._drain)
+        self._previous_wakeup = signal.set_wakeup_fd(
+            self._wake_write.fileno(), warn_on_full_buffer=False
+        )
 
     def route(self, signum: int, callback: Callable[[int], object]) -> None:
         self._callbacks[signum] = callback
         self._previous[signum] = signal.signal(signum, self._deliver)
+        # Restart interrupted system calls, as asyncio's own handlers do: SIGCHLD
+        # comes with every attempt, and not every C library retries on EINTR.
+        signal.siginterrupt(signum, False)
 
     def close(self) -> None:
         for signum, previous in self._previous.items():
             signal.signal(signum, signal.SIG_DFL if previous is None else previous)
         self._previous.clear()
+        signal.set_wakeup_fd(self._previous_wakeup)
+        self._loop.remove_reader(self._wake_read.fileno())
+        self._wake_read.close()
+        self._wake_write.close()
 
     def _deliver(self, signum: int, _frame: object) -> None:
         self._loop.call_soon_threadsafe(self._callbacks[signum], signum)
+
+    def _drain(self) -> None:
+        # The bytes only wake the loop; the handlers above do the work.
+        with contextlib.suppress(OSError):
+            while self._wake_read.recv(4096):
+                pass
 
 
 def reraise(signum: int) -> None:

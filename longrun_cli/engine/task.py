@@ -342,9 +342,12 @@ class Task:
             if status.output_held:
                 self._emit_output_held()
             return _outcome(status)
+        # A requested stop (a signal, or another task of the group failing) is not
+        # an error of this task: -q must stay quiet on `systemctl stop`.
+        levels = {"timeout": Level.WARNING, "deadline": Level.ERROR, "stop": Level.INFO}
         self._emit(
             reason,
-            Level.WARNING if reason == "timeout" else Level.ERROR,
+            levels[reason],
             f"{reason}: sending {signal_name(self.spec.stop_signal)}",
             pid=child.pid,
         )

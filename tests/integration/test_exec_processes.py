@@ -37,6 +37,17 @@ def test_sigterm_stops_the_command_runs_the_hook_and_is_reraised(tmp_path: Path)
     assert marker.read_text().strip() == "stopped"
 
 
+def test_quiet_stop_on_request_prints_nothing(tmp_path: Path):
+    """-q on `systemctl stop`: a requested stop is not an error, so nothing is printed."""
+    ready = tmp_path / "ready"
+    proc = start("exec", "-q", "--", "sh", "-c", f"touch {ready}; exec sleep 30")
+    wait_for(ready.exists)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == -signal.SIGTERM
+    assert err == b""
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGHUP, signal.SIGQUIT])
 def test_other_stop_signals_are_reraised(signum: int, tmp_path: Path):
     """INT, HUP and QUIT also stop gracefully and are re-raised."""

@@ -37,6 +37,17 @@ def test_first_failure_stops_the_others_and_sets_the_status(tmp_path, reap_stray
     assert b"event=stopping-group" in result.stderr
 
 
+def test_quiet_cancel_all_reports_only_the_failure():
+    """With -q, the tasks stopped because another failed are not errors: one task's lines only."""
+    result = longrun(
+        "group", "-q", "-t", "a=sleep 60", "-t", "b=sleep 60", "-t", "c=sleep 0.3; exit 4"
+    )
+    assert result.returncode == 4
+    lines = result.stderr.decode().splitlines()
+    assert lines
+    assert all("task=c " in line for line in lines), lines
+
+
 def test_hooks_run_in_reverse_order_only_after_every_task_stopped(tmp_path, reap_strays):
     """Hooks run LIFO, and when each runs no task process is alive any more."""
     pids, log = tmp_path / "pids", tmp_path / "log"

@@ -34,7 +34,8 @@ EXIT_STATUS = [
 
 SIGNALS = """\
 TERM, INT, HUP and QUIT stop the task gracefully: the stop signal goes to the \
-command's process group, SIGKILL follows after --kill-after, then the shutdown \
+command's process group (followed by SIGCONT, so that a suspended command acts \
+on it), SIGKILL follows after --kill-after, then the shutdown \
 hook runs and longrun dies by the signal it received. A second TERM or INT while \
 stopping kills the command at once. USR1, USR2 and WINCH are forwarded to the \
 running command (WINCH only without --foreground, where the terminal already \

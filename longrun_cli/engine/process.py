@@ -122,6 +122,17 @@ class Child:
             return False
         return True
 
+    def send_stop(self, signum: int) -> bool:
+        """The stop signal, then SIGCONT, as systemd does.
+
+        A suspended process (Ctrl-Z, SIGSTOP) acts on the stop signal only once it
+        runs again; without SIGCONT it would sit out the whole grace period.
+        """
+        sent = self.send(signum)
+        if sent and signum not in (signal.SIGKILL, signal.SIGCONT):
+            self.send(signal.SIGCONT)
+        return sent
+
     async def wait(self) -> ExitStatus:
         """Wait for the leader, clear out what it left in its group, and drain stderr."""
         status = await asyncio.shield(self._exited)
@@ -159,7 +170,7 @@ class Child:
 
         Returns True when SIGKILL was needed.
         """
-        self.send(signum)
+        self.send_stop(signum)
         if await self._exit_within(grace, kill_now):
             return False
         self.send(signal.SIGKILL)
@@ -180,7 +191,7 @@ class Child:
         process group, so signalling the group after the leader was reaped cannot
         hit a stranger. Polling is fine here: it only runs when something was left.
         """
-        if not self.own_group or not self.send(self._spec.stop_signal):
+        if not self.own_group or not self.send_stop(self._spec.stop_signal):
             return
         deadline = asyncio.get_running_loop().time() + self._spec.kill_after
         while self.send(0):
@@ -225,6 +236,7 @@ class Supervisor:
         found = len(adopted)
         for pid in adopted:
             _signal_tree(pid, signal.SIGTERM)
+            _signal_tree(pid, signal.SIGCONT)
         deadline = time.monotonic() + grace
         while adopted and time.monotonic() < deadline:
             await asyncio.sleep(0.05)

@@ -37,6 +37,33 @@ def test_sigterm_stops_the_command_runs_the_hook_and_is_reraised(tmp_path: Path)
     assert marker.read_text().strip() == "stopped"
 
 
+def state_of(pid: int) -> str:
+    """The process state letter from /proc (T = stopped)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return ""
+
+
+@pytest.mark.parametrize("how", ["stop", "timeout"])
+def test_suspended_command_stops_without_waiting_out_the_grace(how: str, tmp_path: Path):
+    """A command suspended by SIGSTOP gets SIGCONT after the stop signal, so TERM acts at once."""
+    pids = tmp_path / "pids"
+    limits = ["--timeout", "1s"] if how == "timeout" else []
+    command = f"echo $$ > {pids}; kill -STOP $$; sleep 60"
+    began = time.monotonic()
+    proc = start("exec", "--kill-after", "60s", *limits, "--", "sh", "-c", command)
+    wait_for(lambda: bool(read_pids(pids)))
+    (pid,) = read_pids(pids)
+    if how == "stop":
+        wait_for(lambda: state_of(pid) == "T")
+        proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert time.monotonic() - began < 20, err
+    assert proc.returncode == (-signal.SIGTERM if how == "stop" else 124), err
+    assert b"event=killed" not in err
+
+
 def test_quiet_stop_on_request_prints_nothing(tmp_path: Path):
     """-q on `systemctl stop`: a requested stop is not an error, so nothing is printed."""
     ready = tmp_path / "ready"

@@ -380,7 +380,9 @@ ANALYSIS = """
   to keep services up, not to retry jobs quickly.
 - **Pass-through without a rule**: the descriptor is inherited, nothing is
   copied; the lower wall-time rate is longrun's start-up spread over the
-  transfer, and the net table (start-up taken away) shows it.
+  transfer, and the net table (start-up taken away) shows it. A net rate
+  subtracts two noisy medians, so rows within ~20% of each other are level: one
+  run even put the inherited descriptor above the plain pipe.
 - **Pass-through with a rule**: the bytes cross two pipes instead of one: read
   into longrun (a thread, 1 MiB reads from a 1 MiB pipe) and written out again.
   The matching is not the cost: RE2 searches the 256 KiB windows at over 20 GB/s

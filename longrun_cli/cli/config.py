@@ -13,14 +13,19 @@ from typing import Any, TypeVar
 
 from longrun_cli.policy.backoff import Backoff
 from longrun_cli.policy.decision import RetryPolicy
-from longrun_cli.policy.duration import SECOND, parse_duration
+from longrun_cli.policy.duration import parse_duration
 from longrun_cli.policy.errors import SpecError
-from longrun_cli.policy.group import Condition, GroupSpec, GroupTask, ReadyProbe
+from longrun_cli.policy.group import (
+    DEFAULT_SHUTDOWN_TIMEOUT,
+    Condition,
+    GroupSpec,
+    GroupTask,
+    ReadyProbe,
+)
 from longrun_cli.policy.matcher import Matcher, compile_pattern
-from longrun_cli.policy.rule import DEFAULT_RETRIES, RetryRule
+from longrun_cli.policy.rule import RetryRule
 from longrun_cli.policy.signals import parse_signal
 from longrun_cli.policy.spec import (
-    DEFAULT_BACKOFF,
     parse_backoff,
     parse_codes,
     parse_exit_code_rule,
@@ -287,7 +292,7 @@ class _TomlLoader:
             raise self.error(("runner",), "must be a table")
         self.check_keys(("runner",), runner, RUNNER_KEYS)
         if shutdown_timeout is None:
-            shutdown_timeout = 30 * SECOND
+            shutdown_timeout = DEFAULT_SHUTDOWN_TIMEOUT
             if "shutdown_timeout" in runner:
                 shutdown_timeout = self.value(
                     ("runner", "shutdown_timeout"), runner["shutdown_timeout"], _duration
@@ -347,8 +352,8 @@ class _TomlLoader:
         retry = table.get("retry", [])
         if not isinstance(retry, list):
             raise self.error((*where, "retry"), "must be a list of tables")
-        for position, rule in enumerate(retry):
-            rules += self.rule((*where, "retry", str(position)), rule)
+        for rule in retry:
+            rules += self.rule((*where, "retry"), rule)
         for key, parse in (
             ("retry_exit_code", parse_exit_code_rule),
             ("retry_signal", parse_signal_rule),
@@ -371,32 +376,28 @@ class _TomlLoader:
 
     def rule(self, where: tuple[str, ...], rule: Any) -> list[RetryRule]:
         if not isinstance(rule, dict):
-            raise self.error(where[:-1], "each entry must be a table like { exit_codes = [75] }")
-        self.check_keys(where[:-1], rule, RULE_KEYS)
-        retries = self.value((*where[:-1], "retries"), rule.get("retries", ""), _retries)
-        backoff = self.value((*where[:-1], "backoff"), rule.get("backoff", ""), _backoff)
+            raise self.error(where, "each entry must be a table like { exit_codes = [75] }")
+        self.check_keys(where, rule, RULE_KEYS)
+        retries = self.value((*where, "retries"), rule.get("retries", ""), _retries)
+        backoff = self.value((*where, "backoff"), rule.get("backoff", ""), _backoff)
         stderr = None
         if "stderr" in rule:
-            stderr = self.value((*where[:-1], "stderr"), rule["stderr"], _regex)
-        timeout = self.value((*where[:-1], "timeout"), rule.get("timeout", False), _bool)
+            stderr = self.value((*where, "stderr"), rule["stderr"], _regex)
+        timeout = self.value((*where, "timeout"), rule.get("timeout", False), _bool)
         matchers: list[Matcher] = []
         if "exit_codes" in rule:
-            codes = self.value((*where[:-1], "exit_codes"), rule["exit_codes"], _codes)
+            codes = self.value((*where, "exit_codes"), rule["exit_codes"], _codes)
             matchers = [Matcher(exit_codes=frozenset({c}), stderr=stderr) for c in sorted(codes)]
         elif "signals" in rule:
-            signals = self.value((*where[:-1], "signals"), rule["signals"], _signals)
+            signals = self.value((*where, "signals"), rule["signals"], _signals)
             matchers = [Matcher(signals=frozenset({s})) for s in signals]
         elif stderr is not None:
             matchers = [Matcher(stderr=stderr)]
         elif timeout:
             matchers = [Matcher(timeout=True)]
         else:
-            raise self.error(
-                where[:-1], "a rule needs exit_codes, stderr, signals or timeout = true"
-            )
-        return [
-            self.value(where[:-1], m, lambda m: RetryRule(m, retries, backoff)) for m in matchers
-        ]
+            raise self.error(where, "a rule needs exit_codes, stderr, signals or timeout = true")
+        return [self.value(where, m, lambda m: RetryRule(m, retries, backoff)) for m in matchers]
 
     def depends(self, where: tuple[str, ...], raw: Any) -> tuple[tuple[str, Condition], ...]:
         key = (*where, "depends_on")
@@ -527,13 +528,13 @@ def _codes(raw: Any) -> frozenset[int]:
 def _retries(raw: Any) -> int | None:
     if isinstance(raw, bool) or not isinstance(raw, (str, int)):
         raise SpecError(f'expected an integer >= 1 or "inf", got {raw!r}')
-    return parse_retries(str(raw)) if raw != "" else DEFAULT_RETRIES
+    return parse_retries(str(raw))
 
 
 def _backoff(raw: Any) -> Backoff:
     if not isinstance(raw, str):
         raise SpecError(f'expected a backoff like "2s,60s,3", got {raw!r}')
-    return parse_backoff(raw) if raw else DEFAULT_BACKOFF
+    return parse_backoff(raw)
 
 
 def _regex(raw: Any) -> str:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from longrun_cli.cli.config import ConfigError, from_inline, from_procfile, from_toml
-from longrun_cli.policy.duration import SECOND, parse_duration
+from longrun_cli.policy.duration import parse_duration
 from longrun_cli.policy.errors import SpecError
-from longrun_cli.policy.group import GroupSpec
+from longrun_cli.policy.group import DEFAULT_SHUTDOWN_TIMEOUT, GroupSpec
 
 DEFAULT_FILE = "longrun.toml"
 
@@ -29,9 +29,9 @@ def load_group(
         raise ConfigError(f"--shutdown-timeout must be > 0, got {shutdown_timeout!r}")
     grace = _duration("--kill-after", kill_after)
     if inline:
-        return from_inline(inline, bound or 30 * SECOND, grace)
+        return from_inline(inline, bound or DEFAULT_SHUTDOWN_TIMEOUT, grace)
     if procfile:
-        return from_procfile(procfile, bound or 30 * SECOND, grace)
+        return from_procfile(procfile, bound or DEFAULT_SHUTDOWN_TIMEOUT, grace)
     return from_toml(file or DEFAULT_FILE, bound, grace)
 
 

@@ -24,8 +24,8 @@ _SHOWN_FOR_INF = 8
 
 
 def describe_plan(spec: TaskSpec) -> str:
-    def dur(value: int | None, unset: str = "none") -> str:
-        return unset if value is None else format_duration(value)
+    def dur(value: int | None) -> str:
+        return _duration_or_none(value) or "none"
 
     schedule = f"every {dur(spec.interval)}" if spec.interval else "once"
     first = f"after {format_duration(spec.delay)}" if spec.delay else "now"
@@ -54,8 +54,7 @@ def describe_plan(spec: TaskSpec) -> str:
     lines.append("retry rules (checked in this order, first match wins):")
     for number, rule in enumerate(spec.policy.rules, start=1):
         lines.append(f"  {number}. {rule.describe()}")
-        count = rule.retries if rule.retries is not None else _SHOWN_FOR_INF
-        delays = " ".join(format_duration(d) for d in rule.backoff.schedule(count))
+        delays = " ".join(format_duration(d) for d in _shown_delays(rule))
         suffix = " …" if rule.retries is None else ""
         lines.append(f"     delays: {delays}{suffix}")
     lines.append("any other failure is permanent")

@@ -516,8 +516,7 @@ class _Sentinel:
     def watch(self, target: str) -> None:
         # Releases ride along: every write wakes the watcher, which then competes
         # with the attempt just started (~0.15 ms a write, measured).
-        self._send("".join(f"- {old}\n" for old in self._released) + f"+ {target}\n")
-        self._released.clear()
+        self._send(self._take_releases() + f"+ {target}\n")
 
     def release_later(self, target: str) -> None:
         """Forget ``target`` with the next write; the caller flushes within a second."""
@@ -525,8 +524,12 @@ class _Sentinel:
 
     def flush(self) -> None:
         if self._released:
-            self._send("".join(f"- {old}\n" for old in self._released))
-            self._released.clear()
+            self._send(self._take_releases())
+
+    def _take_releases(self) -> str:
+        lines = "".join(f"- {old}\n" for old in self._released)
+        self._released.clear()
+        return lines
 
     @property
     def pid(self) -> int:

@@ -17,12 +17,19 @@ from typing import Any, NamedTuple
 from longrun_cli.engine.clock import Clock
 from longrun_cli.engine.events import Event, EventSink, Level
 from longrun_cli.engine.process import LaunchSpec, SpawnError
-from longrun_cli.engine.task import Spawner, StopControl, Task, TaskIO, TaskResult, TaskStatus
+from longrun_cli.engine.task import (
+    FAILURES,
+    Spawner,
+    StopControl,
+    Task,
+    TaskIO,
+    TaskResult,
+    TaskStatus,
+)
 from longrun_cli.policy.duration import format_duration, to_seconds
 from longrun_cli.policy.group import Condition, GroupSpec, GroupTask, ReadyProbe
 from longrun_cli.telemetry import NO_TASK, GroupTrace
 
-FAILURES = (TaskStatus.FAILED, TaskStatus.EXHAUSTED, TaskStatus.DEADLINE)
 # A task whose dependency can no longer meet its condition fails with this status.
 EXIT_DEPENDENCY_FAILED = 1
 

@@ -88,6 +88,10 @@ class TaskStatus(Enum):
     STOPPED = "stopped"
 
 
+# The statuses that end a task as a failure (a group's first one stops the others).
+FAILURES = (TaskStatus.FAILED, TaskStatus.EXHAUSTED, TaskStatus.DEADLINE)
+
+
 class TaskResult(NamedTuple):
     status: TaskStatus
     exit_status: int
@@ -129,7 +133,6 @@ class Task:
         self._trace = trace
         self._attempt_trace: AttemptTrace | None = None
         self._attempt_pid: int | None = None
-        self._verdict: tuple[str, float | None] = ("success", None)
         self._spawner = spawner
         self._clock = clock
         self._sink = sink
@@ -151,9 +154,8 @@ class Task:
         if self.spec.deadline is not None:
             self._deadline_at = started + to_seconds(self.spec.deadline)
         result = await self._run_policy()
-        failed = result.status in (TaskStatus.FAILED, TaskStatus.EXHAUSTED, TaskStatus.DEADLINE)
         error = None
-        if failed:
+        if result.status in FAILURES:
             cause = result.outcome.describe() if result.outcome is not None else "deadline passed"
             error = f"{result.status.value}: {cause}"
         self._trace.finish(result.status.value, result.exit_status, error)
@@ -194,12 +196,11 @@ class Task:
             decision, budgets = self.spec.policy.decide(budgets, outcome, sample)
             if decision.verdict is not Verdict.SUCCESS:
                 ended = self._on_failure(outcome, decision, budgets)
-                self._close_attempt(outcome, decision)
+                self._close_attempt(outcome, decision, ended)
                 return ended
             self._streak = 0
             self._emit("succeeded", Level.DEBUG, "attempt succeeded", run=self._runs)
-            self._verdict = ("success", None)
-            self._close_attempt(outcome, decision)
+            self._close_attempt(outcome, decision, None)
             if interval is None:
                 return TaskResult(TaskStatus.SUCCEEDED, 0, self._runs, outcome)
             now = self._clock.now()
@@ -229,8 +230,6 @@ class Task:
             rule=rule_text,
         )
         status = exit_status(outcome)
-        if outcome.spawn_error is not None:
-            status = outcome.exit_code or 127
         if decision.verdict is Verdict.RETRY:
             assert rule is not None
             self._streak += 1
@@ -244,7 +243,6 @@ class Task:
                         "deadline leaves no time for the next retry",
                         delay=format_duration(decision.delay),
                     )
-                    self._verdict = ("timeout", None)
                     return TaskResult(TaskStatus.DEADLINE, EXIT_TIMEOUT, self._runs, outcome)
             self._emit(
                 "retry",
@@ -254,7 +252,6 @@ class Task:
                 retry=f"{decision.attempt + 1}/{budget}",
                 delay=format_duration(decision.delay),
             )
-            self._verdict = ("retry", to_seconds(decision.delay))
             return decision, budgets
         if decision.verdict is Verdict.EXHAUSTED:
             self._emit(
@@ -265,18 +262,31 @@ class Task:
                 retries=decision.attempt,
                 exit_status=status,
             )
-            self._verdict = ("exhausted", None)
             return TaskResult(TaskStatus.EXHAUSTED, status, self._runs, outcome)
         self._emit("permanent", Level.ERROR, "permanent failure", exit_status=status)
-        self._verdict = ("timeout" if outcome.timed_out else "permanent", None)
         return TaskResult(TaskStatus.FAILED, status, self._runs, outcome)
 
-    def _close_attempt(self, outcome: Outcome, decision: Decision) -> None:
-        """End the invocation's span with what was decided about it."""
+    def _close_attempt(
+        self,
+        outcome: Outcome,
+        decision: Decision,
+        ended: TaskResult | tuple[Decision, Budgets] | None,
+    ) -> None:
+        """End the invocation's span with what was decided about it (``ended``: _on_failure's)."""
         trace, self._attempt_trace = self._attempt_trace, None
         if trace is None:
             return
-        label, delay = self._verdict
+        delay = None
+        if ended is None:
+            label = "success"
+        elif not isinstance(ended, TaskResult):
+            label, delay = "retry", to_seconds(decision.delay)
+        elif ended.status is TaskStatus.EXHAUSTED:
+            label = "exhausted"
+        elif ended.status is TaskStatus.DEADLINE or outcome.timed_out:
+            label = "timeout"
+        else:
+            label = "permanent"
         rule = None
         if decision.rule is not None:
             rule = self.spec.policy.rules[decision.rule].matcher.describe()

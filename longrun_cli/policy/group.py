@@ -10,6 +10,9 @@ from longrun_cli.policy.duration import SECOND
 from longrun_cli.policy.errors import SpecError
 from longrun_cli.policy.taskspec import TaskSpec
 
+# How long all shutdown hooks of a group may take together, unless configured.
+DEFAULT_SHUTDOWN_TIMEOUT = 30 * SECOND
+
 
 class Condition(Enum):
     """What a dependent waits for (``depends_on = { name = "..." }``)."""
@@ -53,7 +56,7 @@ class GroupSpec:
     """Tasks in declaration order; validated as a DAG when built."""
 
     tasks: tuple[GroupTask, ...]
-    shutdown_timeout: int = 30 * SECOND
+    shutdown_timeout: int = DEFAULT_SHUTDOWN_TIMEOUT
     order: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import math
 
 from longrun_cli.policy.backoff import Backoff
-from longrun_cli.policy.duration import SECOND, parse_duration
+from longrun_cli.policy.duration import parse_duration
 from longrun_cli.policy.errors import SpecError
 from longrun_cli.policy.matcher import Matcher, compile_pattern
 from longrun_cli.policy.rule import DEFAULT_RETRIES, RetryRule
 from longrun_cli.policy.signals import parse_signal_list
 
-DEFAULT_BACKOFF = Backoff(SECOND, 30 * SECOND, 2.0)
+DEFAULT_BACKOFF = Backoff()  # 1s, capped at 30s, doubling
 
 
 def parse_codes(text: str) -> frozenset[int]:
@@ -62,7 +62,11 @@ def parse_backoff(text: str) -> Backoff:
         raise SpecError(f"invalid backoff {text!r}: expected INITIAL[,MAX[,MULTIPLIER]]")
     try:
         initial = parse_duration(fields[0])
-        cap = parse_duration(fields[1]) if len(fields) > 1 and fields[1].strip() else 30 * SECOND
+        cap = (
+            parse_duration(fields[1])
+            if len(fields) > 1 and fields[1].strip()
+            else DEFAULT_BACKOFF.max_delay
+        )
         multiplier = _multiplier(fields[2]) if len(fields) > 2 else 2.0
         return Backoff(initial, cap, multiplier)
     except SpecError as exc:

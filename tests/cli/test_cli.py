@@ -98,6 +98,14 @@ def test_bad_value_message_names_option_and_value(capsys):
     assert "'soon'" in err
 
 
+def python_output(code: str) -> str:
+    """What a fresh interpreter prints for ``code``: sys.modules starts empty there."""
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    return result.stdout.strip()
+
+
 def test_startup_imports_nothing_heavy():
     """exec -- true imports neither rich, re2, tomllib nor OpenTelemetry."""
     code = (
@@ -111,10 +119,7 @@ def test_startup_imports_nothing_heavy():
         "('rich', 're2', 'tomllib', 'opentelemetry')]\n"
         "print(heavy)\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
-    assert result.stdout.strip() == "[]"
+    assert python_output(code) == "[]"
 
 
 def test_stderr_rules_load_re2_only_when_needed():
@@ -128,10 +133,7 @@ def test_stderr_rules_load_re2_only_when_needed():
         "    pass\n"
         "print('re2' in sys.modules)\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
-    assert result.stdout.strip().endswith("True")
+    assert python_output(code).endswith("True")
 
 
 VALUE_OPTIONS = [

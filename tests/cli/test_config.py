@@ -162,32 +162,26 @@ def test_stop_signal_accepts_names_and_numbers(tmp_path):
     assert a.spec.stop_signal == b.spec.stop_signal == signal.SIGINT
 
 
-@given(st.text(max_size=200))
-def test_random_toml_loads_or_raises_config_error(text):
-    """Arbitrary file content never raises anything but SpecError."""
+@pytest.mark.parametrize(
+    ("filename", "load"),
+    [
+        ("longrun.toml", from_toml),
+        ("Procfile", lambda path: from_procfile(path, 30 * SECOND, None)),
+    ],
+)
+@given(text=st.text(max_size=200))
+def test_random_group_file_loads_or_raises_a_one_line_config_error(filename, load, text):
+    """Arbitrary TOML or Procfile content never raises anything but a one-line SpecError."""
     import tempfile
 
     with tempfile.TemporaryDirectory() as directory:
-        path = Path(directory) / "longrun.toml"
+        path = Path(directory) / filename
         path.write_text(text, errors="surrogateescape")
         try:
-            from_toml(path)
-        except SpecError as exc:
-            assert "\n" not in str(exc)
-
-
-@given(st.text(max_size=200))
-def test_random_procfile_loads_or_raises_config_error(text):
-    """Arbitrary Procfile content never raises anything but SpecError."""
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as directory:
-        path = Path(directory) / "Procfile"
-        path.write_text(text, errors="surrogateescape")
-        try:
-            from_procfile(path, 30 * SECOND, None)
+            load(path)
         except SpecError as exc:
             assert str(exc)
+            assert "\n" not in str(exc)
 
 
 VALUES = st.one_of(

@@ -58,13 +58,18 @@ def term_twice(args: list[str], started: Path, log: Path) -> tuple[int, float]:
     return proc.returncode, time.monotonic() - began
 
 
-def alive(pid: int) -> bool:
-    """True while pid exists and is not a zombie."""
+def process_state(pid: int) -> str:
+    """The state letter from /proc (R, S, T = stopped, Z = zombie); "" once gone."""
     try:
         with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+            return stat.read().rsplit(")", 1)[1].split()[0]
     except FileNotFoundError:
-        return False
+        return ""
+
+
+def alive(pid: int) -> bool:
+    """True while pid exists and is not a zombie."""
+    return process_state(pid) not in ("", "Z")
 
 
 def read_pids(path: Path) -> list[int]:

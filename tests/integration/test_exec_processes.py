@@ -11,7 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import alive, longrun, read_pids, start, term_twice, wait_for
+from tests.integration.conftest import (
+    alive,
+    longrun,
+    process_state,
+    read_pids,
+    start,
+    term_twice,
+    wait_for,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -37,14 +45,6 @@ def test_sigterm_stops_the_command_runs_the_hook_and_is_reraised(tmp_path: Path)
     assert marker.read_text().strip() == "stopped"
 
 
-def state_of(pid: int) -> str:
-    """The process state letter from /proc (T = stopped)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return ""
-
-
 @pytest.mark.parametrize("how", ["stop", "timeout"])
 def test_suspended_command_stops_without_waiting_out_the_grace(how: str, tmp_path: Path):
     """A command suspended by SIGSTOP gets SIGCONT after the stop signal, so TERM acts at once."""
@@ -56,7 +56,7 @@ def test_suspended_command_stops_without_waiting_out_the_grace(how: str, tmp_pat
     wait_for(lambda: bool(read_pids(pids)))
     (pid,) = read_pids(pids)
     if how == "stop":
-        wait_for(lambda: state_of(pid) == "T")
+        wait_for(lambda: process_state(pid) == "T")
         proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=30)
     assert time.monotonic() - began < 20, err

@@ -171,9 +171,14 @@ def test_ten_thousand_attempts_without_memory_growth():
     assert max(late) - max(early) < 2048, (max(early), max(late))
 
 
-# The command must not end before the daemon has left its process group: the sweep of
-# the group after the command's exit would otherwise stop it before it escaped.
-WAIT_FOR_FILE = "while [ ! -s {0} ]; do sleep 0.01; done;"
+def escaping_daemon(pids: Path, body: str = "exec sleep 30", setup: str = "") -> str:
+    """Shell that starts a setsid daemon (its pid into ``pids``) and waits until it has escaped.
+
+    The command must not end before the daemon has left its process group: the
+    sweep of the group after the command's exit would otherwise stop it first.
+    """
+    daemon = f"setsid sh -c '{setup}echo $$ > {pids}; {body}' &"
+    return f"{daemon} while [ ! -s {pids} ]; do sleep 0.01; done;"
 
 
 def test_daemon_escaping_with_setsid_is_adopted_and_stopped(tmp_path: Path, reap_strays):
@@ -181,7 +186,7 @@ def test_daemon_escaping_with_setsid_is_adopted_and_stopped(tmp_path: Path, reap
     pids = tmp_path / "pids"
     result = subprocess.run(
         [*LONGRUN, "exec", "--kill-after", "2s", "--", "sh", "-c",
-         f"setsid sh -c 'echo $$ > {pids}; exec sleep 60' & {WAIT_FOR_FILE.format(pids)}"],
+         escaping_daemon(pids, "exec sleep 60")],
         capture_output=True, timeout=30, check=False,
     )  # fmt: skip
     reap_strays.extend(read_pids(pids))
@@ -197,8 +202,7 @@ def test_daemon_ignoring_term_is_killed_after_the_grace(tmp_path: Path, reap_str
     began = time.monotonic()
     result = subprocess.run(
         [*LONGRUN, "exec", "--kill-after", "500ms", "--", "sh", "-c",
-         f"setsid sh -c 'trap \"\" TERM; echo $$ > {pids}; while :; do sleep 0.1; done' &"
-         f" {WAIT_FOR_FILE.format(pids)}"],
+         escaping_daemon(pids, "while :; do sleep 0.1; done", setup='trap "" TERM; ')],
         capture_output=True, timeout=30, check=False,
     )  # fmt: skip
     reap_strays.extend(read_pids(pids))
@@ -229,8 +233,7 @@ def test_escaped_daemon_holding_group_output_does_not_hang_the_task(tmp_path: Pa
     began = time.monotonic()
     result = subprocess.run(
         [*LONGRUN, "group", "--kill-after", "500ms", "-t",
-         f"d=setsid sh -c 'echo $$ > {pids}; exec sleep 30' & {WAIT_FOR_FILE.format(pids)}"
-         " echo started"],
+         f"d={escaping_daemon(pids)} echo started"],
         capture_output=True, timeout=60, check=False,
     )  # fmt: skip
     reap_strays.extend(read_pids(pids))
@@ -247,8 +250,7 @@ def test_escaped_daemon_holding_a_matched_stderr_does_not_hang_exec(tmp_path: Pa
     began = time.monotonic()
     result = subprocess.run(
         [*LONGRUN, "exec", "--kill-after", "500ms", "--retry-stderr", "never", "--", "sh", "-c",
-         f"setsid sh -c 'echo $$ > {pids}; exec sleep 30' & {WAIT_FOR_FILE.format(pids)}"
-         " echo done >&2"],
+         f"{escaping_daemon(pids)} echo done >&2"],
         capture_output=True, timeout=60, check=False,
     )  # fmt: skip
     reap_strays.extend(read_pids(pids))

@@ -28,7 +28,11 @@ def run_exec(spec: TaskSpec, renderer: LogRenderer) -> int:
         return result
 
     result, stop_signal = run_session(
-        work, renderer, forward_winch=not spec.foreground, grace=to_seconds(spec.kill_after)
+        work,
+        renderer,
+        forward_winch=not spec.foreground,
+        grace=to_seconds(spec.kill_after),
+        stop_signal=spec.stop_signal,
     )
     return _finish(result.exit_status, stop_signal)
 
@@ -63,5 +67,10 @@ def run_group(group: GroupSpec, renderer: LogRenderer, *, prefix: bool) -> int:
         return await runner.run()
 
     grace = max(to_seconds(task.spec.kill_after) for task in group.tasks)
-    result, stop_signal = run_session(work, renderer, ready_event="all-ready", grace=grace)
+    # Two pipes per task, plus probes and hooks: a large group needs more than the
+    # usual soft limit of 1024.
+    descriptors = 3 * len(group.tasks) + 64
+    result, stop_signal = run_session(
+        work, renderer, ready_event="all-ready", grace=grace, descriptors=descriptors
+    )
     return _finish(result.exit_status, stop_signal)

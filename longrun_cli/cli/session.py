@@ -11,7 +11,13 @@ from typing import Any, NamedTuple, TypeVar
 from longrun_cli.engine.events import Event, EventSink, Level
 from longrun_cli.engine.process import SignalRouter, Supervisor
 from longrun_cli.engine.task import StopControl
-from longrun_cli.policy.signals import forwarded_signals, signal_name, stop_signals
+from longrun_cli.policy.signals import (
+    KEEP_IGNORED,
+    fatal_signals,
+    forwarded_signals,
+    signal_name,
+    stop_signals,
+)
 from longrun_cli.telemetry import Tracer, tracer_from_environment
 
 R = TypeVar("R")
@@ -33,32 +39,57 @@ def run_session(
     forward_winch: bool = True,
     ready_event: str = "start",
     grace: float = 10.0,
+    stop_signal: int = signal.SIGTERM,
+    descriptors: int = 0,
 ) -> tuple[R, int | None]:
     """Run ``work`` with TERM/INT/HUP/QUIT stopping gracefully and USR1/USR2/WINCH forwarded.
 
     ``ready_event`` is the engine event after which systemd hears READY=1. Spans
-    are flushed, within a bounded time, however the work ends.
+    are flushed, within a bounded time, however the work ends. ``stop_signal``
+    and ``grace`` stop the processes that escaped their group; ``descriptors`` is
+    how many the work may hold at once (a large group raises the soft limit).
     """
     tracer = tracer_from_environment(os.environ)
+    limits = _Limits(forward_winch, ready_event, grace, stop_signal, descriptors)
     try:
-        return asyncio.run(_session(work, sink, tracer, forward_winch, ready_event, grace))
+        return asyncio.run(_session(work, sink, tracer, limits))
     finally:
         warning = tracer.flush()
         if warning is not None:
             sink.emit(Event("tracing", "longrun", Level.WARNING, warning))
 
 
+class _Limits(NamedTuple):
+    forward_winch: bool
+    ready_event: str
+    grace: float
+    stop_signal: int
+    descriptors: int
+
+
 async def _session(
     work: Callable[[Session], Coroutine[Any, Any, R]],
     sink: EventSink,
     tracer: Tracer,
-    forward_winch: bool,
-    ready_event: str,
-    grace: float,
+    limits: _Limits,
 ) -> tuple[R, int | None]:
+    # A caller may start longrun with signals blocked (coreutils' tests do): longrun
+    # needs SIGCHLD and its stop signals, and the commands get the mask back.
+    inherited_mask = signal.pthread_sigmask(signal.SIG_BLOCK, ())
     router = SignalRouter()
-    supervisor = Supervisor()
+    supervisor = Supervisor(child_sigmask=frozenset(inherited_mask))
     supervisor.install(router)
+    supervisor.on_tty_stop = lambda pid, signum: sink.emit(
+        Event(
+            "tty-stopped",
+            "longrun",
+            Level.WARNING,
+            f"command {pid} is stopped by {signal_name(signum)}: it wants the terminal;"
+            " run it with --foreground",
+        )
+    )
+    if limits.descriptors:
+        supervisor.reserve_descriptors(limits.descriptors)
     stop = StopControl()
     notifier = None
     keep_alive = None
@@ -67,7 +98,7 @@ async def _session(
 
         notifier = Notifier.from_environment(os.environ)
         if notifier is not None:
-            sink = NotifyingSink(sink, notifier, ready_event=ready_event)
+            sink = NotifyingSink(sink, notifier, ready_event=limits.ready_event)
             keep_alive = asyncio.ensure_future(notifier.keep_alive())
 
     def on_stop(signum: int) -> None:
@@ -78,14 +109,20 @@ async def _session(
             message = f"received {signal_name(signum)}: stopping gracefully"
             sink.emit(Event("stop-requested", "longrun", Level.INFO, message))
 
-    for signum in stop_signals():
-        router.route(signum, on_stop)
+    for signum in (*stop_signals(), *fatal_signals()):
+        if signum not in KEEP_IGNORED or signal.getsignal(signum) is not signal.SIG_IGN:
+            router.route(signum, on_stop)
     for signum in forwarded_signals():
-        if signum != signal.SIGWINCH or forward_winch:
+        # Under --foreground the command shares longrun's group: the terminal
+        # already sends it WINCH, and a forwarded copy would make it redraw twice.
+        if signum != signal.SIGWINCH or limits.forward_winch:
             router.route(signum, supervisor.forward)
+    if inherited_mask:
+        signal.pthread_sigmask(signal.SIG_SETMASK, ())
     try:
         result = await work(Session(supervisor, stop, sink, tracer))
-        escaped = await supervisor.stop_orphans(0.0 if stop.kill_now.done() else grace)
+        grace = 0.0 if stop.kill_now.done() else limits.grace
+        escaped = await supervisor.stop_orphans(limits.stop_signal, grace)
         if escaped:
             message = f"stopped {escaped} process(es) that had left their process group"
             sink.emit(Event("orphans", "longrun", Level.WARNING, message))

@@ -4,41 +4,35 @@ Every ``os.kill``/``os.killpg`` of longrun lives here. Children are reaped from 
 SIGCHLD handler on the event loop (no thread per child, no polling); as PID 1 the
 same handler also reaps every orphan the kernel hands to longrun. Every signal
 handler of longrun is set up here too (SignalRouter).
+
+Pids are safe to signal without pidfds: a child's pid cannot be reused before
+longrun reaps it, and reaping happens in one place (``Supervisor._reap``), which
+marks the child exited in the same step. After that, a child's process group is
+signalled only until it is found empty, never again (``Child.send``), and a
+released child is removed only if its pid still names it. A pidfd per child
+would cost a descriptor per task of a large group for no further safety.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import fcntl
 import os
 import signal
 import socket
 import subprocess
-import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from longrun_cli.engine.streams import StreamCopier
 
-_F_SETPIPE_SZ = 1031  # Linux fcntl: a 1 MiB pipe means 16x fewer reads than the default
+from longrun_cli.engine import platform
+from longrun_cli.engine.watcher import MARK_VARIABLE, Watcher, new_mark
 
-# A watcher that outlives a SIGKILLed longrun: it holds the read end of a pipe that
-# only longrun can write to, and on EOF kills every process group still registered.
-# It replaces PR_SET_PDEATHSIG, which needs code in the child between fork and
-# exec (preexec_fn disables vfork and costs ~1.7 ms per spawn).
-_SENTINEL_SCRIPT = """
-trap '' HUP INT QUIT
-live=' '
-while read -r op target; do
-  case $op in
-    +) live="$live$target " ;;
-    -) case $live in *" $target "*) live="${live%% $target *} ${live#* $target }" ;; esac ;;
-  esac
-done
-for target in $live; do kill -9 $target 2>/dev/null; done
-"""
+_F_SETPIPE_SZ = 1031  # Linux fcntl: a 1 MiB pipe means 16x fewer reads than the default
 
 
 class SpawnError(Exception):
@@ -95,10 +89,13 @@ class Child:
         self._exited: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._stdout_copier: StreamCopier | None = None
         self._stderr_copier: StreamCopier | None = None
+        # Once the leader is reaped and its group found empty, the group id is free
+        # for the kernel to hand out again: never signal it after that.
+        self._group_gone = False
 
     @property
     def target(self) -> str:
-        """What the sentinel kills: the whole group, or just the pid in foreground mode."""
+        """What the watcher kills: the whole group, or just the pid in foreground mode."""
         return f"-{self.pid}" if self.own_group else str(self.pid)
 
     @property
@@ -112,12 +109,22 @@ class Child:
     def send(self, signum: int) -> bool:
         """Signal the process group (or the pid); False when nothing was there."""
         try:
-            if self.own_group:
+            if self.own_group and not self._group_gone:
                 os.killpg(self.pid, signum)
             elif self.running:
                 os.kill(self.pid, signum)
             else:
                 return False
+        except (ProcessLookupError, PermissionError):
+            return False
+        return True
+
+    def send_leader(self, signum: int) -> bool:
+        """Signal the command's main process only (USR1/USR2 are meant for it)."""
+        if not self.running:
+            return False
+        try:
+            os.kill(self.pid, signum)
         except (ProcessLookupError, PermissionError):
             return False
         return True
@@ -188,10 +195,12 @@ class Child:
 
         As systemd does with a unit's leftovers: the stop signal, then SIGKILL after
         the grace period. The kernel never reuses a pid that still names a live
-        process group, so signalling the group after the leader was reaped cannot
-        hit a stranger. Polling is fine here: it only runs when something was left.
+        process group, and a group found empty is never signalled again, so this
+        cannot hit a stranger. Polling is fine here: it only runs when something
+        was left.
         """
         if not self.own_group or not self.send_stop(self._spec.stop_signal):
+            self._group_gone = True
             return
         deadline = asyncio.get_running_loop().time() + self._spec.kill_after
         while self.send(0):
@@ -199,90 +208,134 @@ class Child:
                 self.send(signal.SIGKILL)
                 break
             await asyncio.sleep(0.01)
+        self._group_gone = True
 
     def _set_exited(self, status: int) -> None:
+        """Called by the reaper, in the same step as waitpid: nothing can spawn in between."""
         if not self._exited.done():
             self._exited.set_result(status)
+        if self.own_group:
+            try:
+                os.killpg(self.pid, 0)
+            except (ProcessLookupError, PermissionError):
+                self._group_gone = True
 
 
 class Supervisor:
-    """Owns every child of longrun: spawning, reaping, forwarding and final clean-up."""
+    """Owns every child of longrun: spawning, reaping, forwarding and final clean-up.
 
-    def __init__(self) -> None:
+    Every command, hook and probe carries longrun's mark in ``LONGRUN_MARK``: the
+    watcher finds by it whatever survives a SIGKILL of longrun.
+    """
+
+    def __init__(self, *, child_sigmask: frozenset[int] = frozenset()) -> None:
         self._children: dict[int, Child] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._sentinel: _Sentinel | None = None
+        self._watcher: Watcher | None = None
         self._release_timer: asyncio.TimerHandle | None = None
+        self._own_mark, self._mark = new_mark(os.environ.get(MARK_VARIABLE))
+        self._subreaper = False
+        # The mask longrun was started with: the commands get it back.
+        self._child_sigmask = child_sigmask
+        self._restore_limits: Callable[[], None] | None = None
+        self.on_tty_stop: Callable[[int, int], None] | None = None
+
+    @property
+    def mark(self) -> str:
+        return self._mark
 
     def install(self, router: SignalRouter) -> None:
         """Start reaping on SIGCHLD; call from inside the running event loop."""
         self._loop = asyncio.get_running_loop()
         router.route(signal.SIGCHLD, self._on_sigchld)
-        if os.getpid() != 1:
-            _become_subreaper()
+        if os.getpid() == 1:
+            self._subreaper = platform.proc_is_ours()
+        else:
+            self._subreaper = platform.become_subreaper() and platform.proc_is_ours()
+
+    def reserve_descriptors(self, count: int) -> None:
+        """Make room for ``count`` more descriptors; the commands keep the limit they had."""
+        restore = platform.raise_fd_limit(count)
+        if restore is not None:
+            self._restore_limits = restore
 
     def _on_sigchld(self, _signum: int) -> None:
         self._reap()
 
-    async def stop_orphans(self, grace: float) -> int:
+    async def stop_orphans(self, signum: int, grace: float) -> int:
         """Stop processes that escaped their group (``setsid``) and were adopted by longrun.
 
         As a child subreaper (or PID 1) longrun inherits such orphans; at the end of
-        the run they get the stop signal, then SIGKILL after ``grace`` seconds.
-        Being our children, their pids cannot be reused before we reap them.
-        Returns how many there were.
+        the run they get the stop signal, then SIGKILL after ``grace`` seconds. The
+        search repeats until none is left: stopping one daemon hands its own
+        escaped helpers to longrun in turn. Being our children, their pids cannot
+        be reused before we reap them. Returns how many there were.
         """
-        adopted = self._adopted()
-        found = len(adopted)
-        for pid in adopted:
-            _signal_tree(pid, signal.SIGTERM)
-            _signal_tree(pid, signal.SIGCONT)
-        deadline = time.monotonic() + grace
-        while adopted and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-            adopted = [pid for pid in adopted if pid in self._adopted()]
-        for pid in adopted:
-            _signal_tree(pid, signal.SIGKILL)
-        return found
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        stopped: set[int] = set()
+        while adopted := self._adopted():
+            for pid in adopted:
+                if pid not in stopped:
+                    _signal_tree(pid, signum)
+                    _signal_tree(pid, signal.SIGCONT)
+                    stopped.add(pid)
+                if loop.time() >= deadline:
+                    _signal_tree(pid, signal.SIGKILL)
+            await asyncio.sleep(_ORPHAN_POLL)
+        return len(stopped)
 
     def _adopted(self) -> list[int]:
         known = set(self._children)
-        if self._sentinel is not None:
-            known.add(self._sentinel.pid)
-        return [pid for pid in _children_of_this_process() if pid not in known]
+        if self._watcher is not None:
+            known.add(self._watcher.pid)
+        return [pid for pid in platform.children_of_this_process() if pid not in known]
 
     def close(self) -> None:
-        """Kill anything still running, stop reaping and let the sentinel go."""
+        """Kill anything still running, stop reaping and let the watcher go."""
         for child in list(self._children.values()):
             child.send(signal.SIGKILL)
         if self._release_timer is not None:
             self._release_timer.cancel()
             self._release_timer = None
-        if self._sentinel is not None:
-            # Exited groups must not be signalled when the watcher sees EOF.
-            self._sentinel.flush()
-            self._sentinel.close()
+        if self._watcher is not None:
+            # Exited groups must not be signalled when the watcher sees EOF. As a
+            # subreaper longrun has swept its orphans itself; otherwise the
+            # watcher searches by the mark.
+            self._watcher.close(settled=self._subreaper and not self._adopted())
 
     def spawn(self, spec: LaunchSpec) -> Child:
         """Start one attempt; raises SpawnError for a missing or non-executable command."""
-        if self._sentinel is None and spec.own_group:
-            self._sentinel = _Sentinel.start()
+        if self._watcher is None:
+            self._watcher = Watcher.start(self._own_mark if platform.proc_is_ours() else "")
         lined = spec.output_prefix is not None
-        # A stream nobody reads is inherited: no copying at all.
-        out_pipe = os.pipe() if lined or spec.stdout_patterns else None
-        err_pipe = os.pipe() if lined or spec.stderr_patterns else None
-        fds = [fd for pipe in (out_pipe, err_pipe) if pipe for fd in pipe]
+        env = dict(spec.env)
+        env[MARK_VARIABLE] = self._mark
         quiet = subprocess.DEVNULL if spec.quiet else None
+        fds: list[int] = []
+        blocked = self._child_sigmask
         try:
-            popen = subprocess.Popen(
-                list(spec.argv),
-                env=dict(spec.env),
-                cwd=spec.cwd,
-                stdin=subprocess.DEVNULL if spec.stdin_null else None,
-                stdout=out_pipe[1] if out_pipe else quiet,
-                stderr=err_pipe[1] if err_pipe else quiet,
-                process_group=0 if spec.own_group else None,
-            )
+            # A stream nobody reads is inherited: no copying at all.
+            out_pipe = _pipe(fds) if lined or spec.stdout_patterns else None
+            err_pipe = _pipe(fds) if lined or spec.stderr_patterns else None
+            if blocked:
+                ours = signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+            try:
+                popen = subprocess.Popen(
+                    list(spec.argv),
+                    env=env,
+                    cwd=spec.cwd,
+                    stdin=subprocess.DEVNULL if spec.stdin_null else None,
+                    stdout=out_pipe[1] if out_pipe else quiet,
+                    stderr=err_pipe[1] if err_pipe else quiet,
+                    process_group=0 if spec.own_group else None,
+                    # Only set for a group too large for the soft descriptor limit; it
+                    # calls one C function (the writer threads hold no lock it needs).
+                    preexec_fn=self._restore_limits,  # noqa: PLW1509
+                )
+            finally:
+                if blocked:
+                    signal.pthread_sigmask(signal.SIG_SETMASK, ours)
         except FileNotFoundError as exc:
             _close(*fds)
             missing = exc.filename if exc.filename else spec.argv[0]
@@ -294,13 +347,13 @@ class Supervisor:
             raise SpawnError(f"permission denied: {spec.argv[0]}", 126) from None
         except OSError as exc:
             _close(*fds)
-            raise SpawnError(f"cannot execute {spec.argv[0]}: {exc.strerror}", 126) from None
+            raise SpawnError(_spawn_failure(spec.argv[0], exc), 126) from None
         # Popen would otherwise wait for (and might reap) the pid on its own.
         popen.returncode = 0
         child = Child(self, popen.pid, spec)
         self._children[child.pid] = child
-        if self._sentinel is not None:
-            self._sentinel.watch(child.target)
+        if self._watcher is not None:
+            self._watcher.watch(child.target)
         if out_pipe is not None:
             child._stdout_copier = _copier(
                 out_pipe, 1, spec.stdout_patterns, spec.output_prefix, spec.on_stdout_match
@@ -311,45 +364,62 @@ class Supervisor:
         return child
 
     def release(self, child: Child) -> None:
-        self._children.pop(child.pid, None)
-        if self._sentinel is None:
+        # The pid may already name a newer child (reused after this one was reaped).
+        if self._children.get(child.pid) is child:
+            del self._children[child.pid]
+        if self._watcher is None:
             return
         # An exited group stays listed for at most _RELEASE_DELAY: were longrun
         # killed then, the watcher would signal a group id that is almost surely
         # still unused (ids are reused only after the pid space wraps).
-        self._sentinel.release_later(child.target)
+        self._watcher.release_later(child.target)
         if self._release_timer is None and self._loop is not None:
             self._release_timer = self._loop.call_later(_RELEASE_DELAY, self._flush_releases)
 
     def _flush_releases(self) -> None:
         self._release_timer = None
-        if self._sentinel is not None:
-            self._sentinel.flush()
+        if self._watcher is not None:
+            self._watcher.flush()
 
     def forward(self, signum: int) -> int:
-        """Pass a signal to every running command; returns how many received it."""
-        return sum(
-            1 for child in list(self._children.values()) if child.running and child.send(signum)
-        )
+        """Pass a signal to every running command; returns how many received it.
+
+        USR1 and USR2 go to each command's main process only: a script's helpers
+        with no handler for them would die. WINCH goes to the whole group, as the
+        terminal would send it to a foreground job.
+        """
+        leader_only = signum in (signal.SIGUSR1, signal.SIGUSR2)
+        sent = 0
+        for child in list(self._children.values()):
+            if child.running and (child.send_leader(signum) if leader_only else child.send(signum)):
+                sent += 1
+        return sent
 
     def _reap(self) -> None:
-        """Reap every exited child: ours, the sentinel, and orphans adopted as PID 1.
+        """Reap every exited child: ours, the watcher, and orphans adopted as PID 1.
 
         One waitpid(-1) per exit, not one per live child: stopping a group of
         hundreds stays linear. The supervisor owns all of longrun's children.
+        A command stopped by SIGTTIN/SIGTTOU (it wants the terminal) is reported,
+        or it would wait silently forever.
         """
         while True:
             try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
+                pid, status = os.waitpid(-1, os.WNOHANG | os.WUNTRACED)
             except ChildProcessError:
                 return
             if pid == 0:
                 return
             child = self._children.get(pid)
+            if os.WIFSTOPPED(status):
+                stop = os.WSTOPSIG(status)
+                if child is not None and stop in _TTY_STOPS and self.on_tty_stop is not None:
+                    self.on_tty_stop(pid, stop)
+                continue
             if child is not None:
                 child._set_exited(status)
-            elif self._sentinel is not None:
-                self._sentinel.reaped(pid)
+            elif self._watcher is not None:
+                self._watcher.reaped(pid)
 
 
 class SignalRouter:
@@ -431,46 +501,10 @@ def _copier(
     return StreamCopier(read_fd, dest_fd, patterns, prefix=prefix, on_match=on_match)
 
 
-_PR_SET_CHILD_SUBREAPER = 36
 # Seconds an exited process group may stay on the watcher's list (see Supervisor.release).
 _RELEASE_DELAY = 1.0
-
-
-def _become_subreaper() -> bool:
-    """Adopt orphaned descendants (a daemon that left its group with setsid)."""
-    args = (_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-    try:
-        # ctypes' Python layer costs ~1.5 ms of every start; its C core can call
-        # prctl alone. The public API stays the fallback if that core changes.
-        import _ctypes
-
-        # None opens the running program itself, as dlopen(3) allows; typeshed disagrees.
-        program = _ctypes.dlopen(None, os.RTLD_NOW)  # type: ignore[arg-type]
-        prctl = _ctypes.dlsym(program, "prctl")
-        return bool(_ctypes.call_function(prctl, args) == 0)
-    except (ImportError, AttributeError, OSError):
-        pass
-    import ctypes
-
-    try:
-        return bool(ctypes.CDLL(None, use_errno=True).prctl(*args) == 0)
-    except (OSError, AttributeError):
-        return False
-
-
-def _children_of_this_process() -> list[int]:
-    pids: list[int] = []
-    try:
-        threads = os.listdir("/proc/self/task")
-    except OSError:
-        return pids
-    for tid in threads:
-        try:
-            with open(f"/proc/self/task/{tid}/children") as children:
-                pids += [int(pid) for pid in children.read().split()]
-        except OSError:
-            continue
-    return pids
+# Adopted orphans are looked for again this often while they are being stopped.
+_ORPHAN_POLL = 0.05
 
 
 def _signal_tree(pid: int, signum: int) -> None:
@@ -482,72 +516,27 @@ def _signal_tree(pid: int, signum: int) -> None:
             os.kill(pid, signum)
 
 
+_TTY_STOPS = (signal.SIGTTIN, signal.SIGTTOU)
+
+
+def _pipe(opened: list[int]) -> tuple[int, int]:
+    pipe = os.pipe()
+    opened += pipe
+    return pipe
+
+
+def _spawn_failure(command: str, exc: OSError) -> str:
+    """Why a command could not start, with what to do about the limits behind it."""
+    if exc.errno == errno.EMFILE:
+        return f"cannot start {command}: too many open files (raise ulimit -n)"
+    if exc.errno == errno.EAGAIN:
+        return f"cannot start {command}: process limit reached (ulimit -u)"
+    if exc.errno == errno.ENOEXEC:
+        return f"cannot execute {command}: not an executable format (missing #! line?)"
+    return f"cannot execute {command}: {exc.strerror}"
+
+
 def _close(*fds: int) -> None:
     for fd in fds:
         if fd >= 0:
             os.close(fd)
-
-
-class _Sentinel:
-    """The watcher process behind the parent-death guarantee (see _SENTINEL_SCRIPT)."""
-
-    def __init__(self, popen: subprocess.Popen[bytes], write_fd: int) -> None:
-        self._popen = popen
-        self._write_fd = write_fd
-        self._released: list[str] = []
-
-    @classmethod
-    def start(cls) -> _Sentinel | None:
-        read_fd, write_fd = os.pipe()
-        try:
-            popen = subprocess.Popen(
-                ["/bin/sh", "-c", _SENTINEL_SCRIPT],
-                stdin=read_fd,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        except OSError:
-            _close(read_fd, write_fd)
-            return None
-        os.close(read_fd)
-        return cls(popen, write_fd)
-
-    def watch(self, target: str) -> None:
-        # Releases ride along: every write wakes the watcher, which then competes
-        # with the attempt just started (~0.15 ms a write, measured).
-        self._send(self._take_releases() + f"+ {target}\n")
-
-    def release_later(self, target: str) -> None:
-        """Forget ``target`` with the next write; the caller flushes within a second."""
-        self._released.append(target)
-
-    def flush(self) -> None:
-        if self._released:
-            self._send(self._take_releases())
-
-    def _take_releases(self) -> str:
-        lines = "".join(f"- {old}\n" for old in self._released)
-        self._released.clear()
-        return lines
-
-    @property
-    def pid(self) -> int:
-        return self._popen.pid
-
-    def reaped(self, pid: int) -> None:
-        if pid == self._popen.pid:
-            self._popen.returncode = 0  # Popen must not wait for it again
-
-    def close(self) -> None:
-        if self._write_fd >= 0:
-            os.close(self._write_fd)
-            self._write_fd = -1
-
-    def _send(self, line: str) -> None:
-        if self._write_fd < 0:
-            return
-        try:
-            os.write(self._write_fd, line.encode())
-        except OSError:
-            self.close()

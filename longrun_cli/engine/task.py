@@ -214,7 +214,7 @@ class Task:
             interrupt = await self._pause(next_tick - now)
             if interrupt is not None:
                 return self._interrupted(interrupt)
-            next_tick += interval
+            next_tick = _next_after(next_tick, interval, self._clock.now())
 
     def _on_failure(
         self, outcome: Outcome, decision: Decision, budgets: Budgets
@@ -487,6 +487,20 @@ class Task:
     def _emit(self, name: str, level: Level, message: str, **fields: object) -> None:
         ids = (self._attempt_trace or self._trace).log_ids()
         self._sink.emit(Event(name, self.spec.name, level, message, (*fields.items(), *ids)))
+
+
+def _next_after(tick: float, interval: float, now: float) -> float:
+    """The grid point after ``tick`` that is still ahead of ``now``.
+
+    Normally ``tick + interval``. When the wake-up itself came late by a whole
+    interval or more (longrun was suspended with SIGSTOP, the machine slept),
+    the run about to start is the one buffered tick of Go's Ticker: the ticks
+    missed meanwhile are dropped rather than run back to back.
+    """
+    following = tick + interval
+    if now >= following:
+        following += (int((now - following) // interval) + 1) * interval
+    return following
 
 
 def _random_sample() -> float:

@@ -52,6 +52,25 @@ def stop_signals() -> tuple[int, ...]:
     return (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
 
 
+# Signals whose default action would kill longrun outright (no stop, no hook, spans
+# lost); like coreutils' timeout, longrun stops gracefully on them instead. SIGPWR
+# is how LXC and Incus stop a container's PID 1.
+_FATAL_NAMES = ("ALRM", "VTALRM", "PROF", "XCPU", "XFSZ", "PWR", "STKFLT", "SYS", "TRAP", "ABRT")
+
+
+def fatal_signals() -> tuple[int, ...]:
+    """Other signals that would end longrun at once: handled as a stop request."""
+    return tuple(
+        int(getattr(signal, "SIG" + name)) for name in _FATAL_NAMES if hasattr(signal, "SIG" + name)
+    )
+
+
+# Signals a caller may ignore to say "not for this job" (a shell's background job
+# ignores INT and QUIT, nohup ignores HUP): they stay ignored, for longrun and the
+# command alike.
+KEEP_IGNORED = (signal.SIGINT, signal.SIGQUIT, signal.SIGHUP)
+
+
 def forwarded_signals() -> tuple[int, ...]:
     """Signals that longrun passes on to the running commands."""
     return (signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -77,6 +78,7 @@ def test_bash_loads_the_script():
     assert "_longrun_completion" in result.stdout
 
 
+@pytest.mark.skipif(shutil.which("zsh") is None, reason="needs zsh")
 def test_zsh_loads_the_script():
     """zsh sources the script under compinit without an error."""
     script = f"autoload -U compinit && compinit -u && source {ROOT / 'completions/_longrun'} && whence -w _longrun_completion"
@@ -87,6 +89,7 @@ def test_zsh_loads_the_script():
     assert "function" in result.stdout
 
 
+@pytest.mark.skipif(shutil.which("fish") is None, reason="needs fish")
 def test_fish_loads_the_script_and_completes():
     """fish sources the script and completes longrun ex → exec."""
     env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}

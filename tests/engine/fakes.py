@@ -19,13 +19,17 @@ class FakeClock:
         self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
         self._seq = itertools.count()
         self._driver: asyncio.Task[None] | None = None
+        # wake time -> extra seconds: that sleeper wakes late (longrun was SIGSTOPped).
+        self.late_wakeups: dict[float, float] = {}
 
     def now(self) -> float:
         return self.t
 
     async def sleep(self, seconds: float) -> None:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._sleepers, (self.t + max(0.0, seconds), next(self._seq), future))
+        wake = self.t + max(0.0, seconds)
+        wake += self.late_wakeups.pop(round(wake, 6), 0.0)
+        heapq.heappush(self._sleepers, (wake, next(self._seq), future))
         if self._driver is None or self._driver.done():
             self._driver = asyncio.ensure_future(self._drive())
         await future

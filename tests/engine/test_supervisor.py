@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from longrun_cli.engine.process import LaunchSpec, SpawnError, Supervisor, _Sentinel
+from longrun_cli.engine.process import LaunchSpec, SpawnError, Supervisor
+from longrun_cli.engine.watcher import Watcher
 
 
 def launch(spec: LaunchSpec) -> Any:
@@ -23,19 +24,21 @@ def launch(spec: LaunchSpec) -> Any:
 
 
 def test_attempt_leads_its_own_process_group_with_the_given_environment(fp):
-    """Each attempt is started with process_group=0, its argv and its environment."""
+    """Each attempt is started with process_group=0, its argv, its environment and the mark."""
     fp.register(["/bin/sh", "-c", fp.any()])  # the parent-death watcher
     seen: list[dict[str, Any]] = []
     fp.register(["job", "--flag"], callback=lambda process: seen.append(process.kwargs))
     child = launch(LaunchSpec(argv=("job", "--flag"), env={"LONGRUN_RUN": "1"}))
     assert seen[0]["process_group"] == 0
-    assert seen[0]["env"] == {"LONGRUN_RUN": "1"}
+    assert seen[0]["env"] == {"LONGRUN_RUN": "1", "LONGRUN_MARK": seen[0]["env"]["LONGRUN_MARK"]}
+    assert len(seen[0]["env"]["LONGRUN_MARK"]) == 16
     assert child.own_group
     assert child.target == f"-{child.pid}"
 
 
 def test_foreground_attempt_stays_in_longruns_group(fp):
-    """--foreground starts the command without a new process group."""
+    """--foreground starts the command without a new process group (and is watched too)."""
+    fp.register(["/bin/sh", "-c", fp.any()])  # the parent-death watcher
     seen: list[dict[str, Any]] = []
     fp.register(["job"], callback=lambda process: seen.append(process.kwargs))
     child = launch(LaunchSpec(argv=("job",), env={}, own_group=False))
@@ -49,7 +52,22 @@ def test_foreground_attempt_stays_in_longruns_group(fp):
     [
         (FileNotFoundError(2, "No such file", "job"), 127, "command not found: job"),
         (PermissionError(13, "Permission denied"), 126, "permission denied: job"),
-        (OSError(8, "Exec format error"), 126, "cannot execute job: Exec format error"),
+        (
+            OSError(8, "Exec format error"),
+            126,
+            "cannot execute job: not an executable format (missing #! line?)",
+        ),
+        (
+            OSError(24, "Too many open files"),
+            126,
+            "cannot start job: too many open files (raise ulimit -n)",
+        ),
+        (
+            BlockingIOError(11, "Resource temporarily unavailable"),
+            126,
+            "cannot start job: process limit reached (ulimit -u)",
+        ),
+        (OSError(5, "Input/output error"), 126, "cannot execute job: Input/output error"),
     ],
 )
 def test_spawn_failures_map_to_shell_statuses(fp, monkeypatch, error, status, message):
@@ -67,14 +85,24 @@ def test_spawn_failures_map_to_shell_statuses(fp, monkeypatch, error, status, me
 def test_watcher_hears_of_exited_groups_with_the_next_spawn_or_at_close():
     """Releases are batched into the next write (one wake-up per attempt) and flushed at close."""
     read_fd, write_fd = os.pipe()
-    sentinel = _Sentinel(popen=None, write_fd=write_fd)  # type: ignore[arg-type]
-    sentinel.watch("-100")
-    sentinel.release_later("-100")
-    sentinel.watch("-200")
+    watcher = Watcher(popen=None, write_fd=write_fd)  # type: ignore[arg-type]
+    watcher.watch("-100")
+    watcher.release_later("-100")
+    watcher.watch("-200")
     assert os.read(read_fd, 1024) == b"+ -100\n- -100\n+ -200\n"
-    sentinel.release_later("-200")
-    sentinel.flush()
-    sentinel.flush()
-    sentinel.close()
+    watcher.release_later("-200")
+    watcher.flush()
+    watcher.flush()
+    watcher.close(settled=False)
     assert os.read(read_fd, 1024) == b"- -200\n"
+    os.close(read_fd)
+
+
+def test_a_settled_close_tells_the_watcher_not_to_search():
+    """After longrun swept its orphans itself, the watcher hears '= settled' before EOF."""
+    read_fd, write_fd = os.pipe()
+    watcher = Watcher(popen=None, write_fd=write_fd)  # type: ignore[arg-type]
+    watcher.release_later("-7")
+    watcher.close(settled=True)
+    assert os.read(read_fd, 1024) == b"- -7\n= settled\n"
     os.close(read_fd)

@@ -36,8 +36,10 @@ def run(
     stop_at: float | None = None,
     hook: Script | None = None,
     uniform01: float = 0.5,
+    late_wakeups: dict[float, float] | None = None,
 ) -> tuple[TaskResult, FakeSpawner, RecordingSink]:
     clock = FakeClock()
+    clock.late_wakeups = dict(late_wakeups or {})
     spawner = FakeSpawner(clock, scripts, hook)
     sink = RecordingSink()
 
@@ -136,6 +138,13 @@ def test_overrun_skips_missed_ticks_with_one_catch_up_run():
     scripts = [Script(duration=2.5), Script(duration=0.1), Script(), fail(1)]
     _, spawner, _ = run(spec(interval=SECOND), scripts)
     assert spawner.task_start_times == pytest.approx([0, 2.5, 3, 4])
+
+
+def test_a_late_wake_up_runs_once_then_keeps_the_grid():
+    """Woken 5s late for the 3s tick (longrun was suspended): one run at 8s, the next at 9s."""
+    scripts = [Script(duration=0.1)] * 4 + [fail(1)]
+    _, spawner, _ = run(spec(interval=SECOND), scripts, late_wakeups={3.0: 5.0})
+    assert spawner.task_start_times == pytest.approx([0, 1, 2, 8, 9])
 
 
 def test_retry_restarts_the_interval_schedule():

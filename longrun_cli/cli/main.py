@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -325,8 +326,26 @@ def group_command(
     return plan_or_run(build, describe, run, log_format, verbose, quiet, dry_run)
 
 
+def _reopen_closed_streams() -> None:
+    """Put /dev/null where the caller closed stdin, stdout or stderr (``2>&-``).
+
+    Otherwise the next descriptor longrun opens (a pipe to a command) would
+    become its stdout or stderr, and log lines would land in that pipe. The
+    command inherits /dev/null there too, as it would under systemd.
+    """
+    for fd, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
+        if getattr(sys, name) is None:
+            opened = os.open(os.devnull, os.O_RDWR)
+            if opened != fd:  # the lower ones are open: move it into place
+                os.dup2(opened, fd)
+                os.close(opened)
+            setattr(sys, name, open(fd, mode, closefd=False))  # noqa: SIM115
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: usage errors exit 125 with one line on stderr, never a traceback."""
+    if sys.stdin is None or sys.stdout is None or sys.stderr is None:
+        _reopen_closed_streams()
     try:
         status = cli.main(args=argv, prog_name="longrun", standalone_mode=False)
     except click.exceptions.NoArgsIsHelpError as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 from collections.abc import Callable, Coroutine
 from typing import Any, NamedTuple, TypeVar
 
@@ -54,6 +55,9 @@ def run_session(
     try:
         return asyncio.run(_session(work, sink, tracer, limits))
     finally:
+        output = sys.modules.get("longrun_cli.engine.output")
+        if output is not None:  # a group's lines still queued for a slow reader
+            output.drain_destinations(grace)
         warning = tracer.flush()
         if warning is not None:
             sink.emit(Event("tracing", "longrun", Level.WARNING, warning))

@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
+    from longrun_cli.engine.output import LineCopier
     from longrun_cli.engine.streams import StreamCopier
 
 from longrun_cli.engine import platform
@@ -87,8 +88,8 @@ class Child:
         self._spec = spec
         self._supervisor = supervisor
         self._exited: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._stdout_copier: StreamCopier | None = None
-        self._stderr_copier: StreamCopier | None = None
+        self._stdout_copier: StreamCopier | LineCopier | None = None
+        self._stderr_copier: StreamCopier | LineCopier | None = None
         # Once the leader is reaped and its group found empty, the group id is free
         # for the kernel to hand out again: never signal it after that.
         self._group_gone = False
@@ -156,7 +157,7 @@ class Child:
         result = ExitStatus.from_wait_status(status)
         return ExitStatus(result.code, result.signal, hits, held)
 
-    async def _drain(self, copier: StreamCopier) -> tuple[frozenset[str], bool]:
+    async def _drain(self, copier: StreamCopier | LineCopier) -> tuple[frozenset[str], bool]:
         """Wait for end of stream, unless only an escaped process keeps it open.
 
         The leader is gone and its group swept, so a pipe that stays open after
@@ -486,19 +487,26 @@ def _copier(
     patterns: tuple[str, ...],
     prefix: bytes | None,
     on_match: Callable[[str], None] | None = None,
-) -> StreamCopier:
-    # Imported here: a run whose streams are all inherited never needs it.
-    from longrun_cli.engine.streams import CHUNK, StreamCopier
+) -> StreamCopier | LineCopier:
+    # Imported here: a run whose streams are all inherited never needs them.
+    from longrun_cli.engine.streams import CHUNK, PatternWatch, StreamCopier
 
     read_fd, write_fd = pipe
     os.close(write_fd)
+    watch = PatternWatch(patterns, on_match)
     if prefix is None:
         # Only exec's single copied stream gets a big pipe: a group has hundreds,
         # and past the per-user pipe-page limit the kernel shrinks new pipes to
         # one page.
         with contextlib.suppress(OSError):
             fcntl.fcntl(read_fd, _F_SETPIPE_SZ, CHUNK)
-    return StreamCopier(read_fd, dest_fd, patterns, prefix=prefix, on_match=on_match)
+        try:
+            return StreamCopier(read_fd, dest_fd, watch)
+        except RuntimeError:
+            pass  # no thread to be had (ulimit -u): copy on the event loop
+    from longrun_cli.engine.output import LineCopier, destination
+
+    return LineCopier(read_fd, destination(dest_fd), prefix, watch)
 
 
 # Seconds an exited process group may stay on the watcher's list (see Supervisor.release).

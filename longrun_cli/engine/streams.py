@@ -1,15 +1,12 @@
-"""Copying a child's output to ours while watching it for patterns.
+"""Copying exec's output to ours, and watching any stream for patterns.
 
-Each copied stream gets its own thread, so that a slow reader of longrun's output
-throttles the child (as an inherited descriptor would) and never the event loop.
+``longrun exec`` copies a stream only when a pattern needs it (``--retry-stderr``,
+a readiness regex): the bytes go through unchanged, as soon as they arrive, from
+a thread of their own, so that a slow reader of longrun's output throttles the
+child (as an inherited descriptor would) and never the event loop. A group's
+prefixed lines are ``engine.output``'s.
+
 Patterns are RE2 regexes, whose matching time is linear in the text searched.
-
-Two modes:
-- raw (``longrun exec``): bytes go through unchanged, as soon as they arrive;
-- lines (``longrun group``): each line is written whole with a prefix, under a
-  lock shared by every stream with the same destination, so lines from different
-  tasks never interleave inside a line. A line longer than ``LINE_CAP`` is
-  streamed while holding the lock, keeping memory bounded.
 """
 
 from __future__ import annotations
@@ -22,7 +19,6 @@ import fcntl
 import os
 import signal
 import sys
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -33,7 +29,6 @@ WINDOW = 256 * 1024
 OVERLAP = 4 * 1024
 LINE_CAP = 64 * 1024
 
-_locks: dict[int, threading.Lock] = {}
 _LOOP_SIGNALS = {
     signal.SIGCHLD,
     signal.SIGTERM,
@@ -46,42 +41,86 @@ _LOOP_SIGNALS = {
 }
 
 
-def destination_lock(fd: int) -> threading.Lock:
-    """The lock that keeps whole lines together on descriptor ``fd``."""
-    return _locks.setdefault(fd, threading.Lock())
+def block_loop_signals() -> None:
+    """In a helper thread: signals belong to the event loop's thread, where their handlers run."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, _LOOP_SIGNALS)
 
 
-class StreamCopier:
-    """Copies ``read_fd`` to ``dest_fd`` in a thread, noting which patterns appeared.
+class PatternWatch:
+    """Which patterns have appeared in a stream's lines, fed chunk by chunk.
 
-    ``on_match`` is called on the event loop the first time each pattern is seen.
+    ``on_match`` is called on the event loop the first time each pattern is seen
+    (the watch may be fed from another thread).
     """
 
     def __init__(
-        self,
-        read_fd: int,
-        dest_fd: int,
-        patterns: tuple[str, ...] = (),
-        *,
-        prefix: bytes | None = None,
-        on_match: Callable[[str], None] | None = None,
+        self, patterns: tuple[str, ...], on_match: Callable[[str], None] | None = None
     ) -> None:
         self._loop = asyncio.get_running_loop()
-        self._done: asyncio.Future[frozenset[str]] = self._loop.create_future()
         self._pending: list[tuple[str, Any]] = []
         if patterns:
             from longrun_cli.policy.matcher import compile_pattern
 
             self._pending = [(p, compile_pattern(p)) for p in patterns]
         self._hits: set[str] = set()
+        self._on_match = on_match
+        self._line = bytearray()
+
+    def hits(self) -> frozenset[str]:
+        return frozenset(self._hits)
+
+    def search_chunk(self, chunk: bytes) -> None:
+        if not self._pending:
+            return
+        newline = chunk.rfind(b"\n")
+        if newline < 0:
+            self._line += chunk
+            if len(self._line) >= WINDOW:
+                self._search(self._line)
+                del self._line[:-OVERLAP]
+        else:
+            self._line += memoryview(chunk)[:newline]
+            self._search(self._line)
+            self._line = bytearray(memoryview(chunk)[newline + 1 :])
+
+    def end(self) -> None:
+        """End of stream: the last line, without its newline, is searched too."""
+        if self._line and self._pending:
+            self._search(self._line)
+        self._line.clear()
+
+    def _search(self, text: bytes | bytearray) -> None:
+        still: list[tuple[str, Any]] = []
+        for source, regex in self._pending:
+            if found_in_a_line(regex, text):
+                self._hits.add(source)
+                if self._on_match is not None:
+                    with contextlib.suppress(RuntimeError):
+                        self._loop.call_soon_threadsafe(self._on_match, source)
+            else:
+                still.append((source, regex))
+        self._pending = still
+
+
+class StreamCopier:
+    """Copies ``read_fd`` to ``dest_fd`` unchanged, in a thread, watching for patterns.
+
+    When ``dest_fd`` is a closed pipe the copying stops, so the child learns its
+    reader is gone (SIGPIPE), as in a shell pipeline. Any other failure to write
+    (disk full, a closed descriptor) drops the output and reading goes on: the
+    command is not punished for longrun's output, and its stderr is still matched.
+    """
+
+    def __init__(self, read_fd: int, dest_fd: int, watch: PatternWatch) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._done: asyncio.Future[frozenset[str]] = self._loop.create_future()
         self._read_fd = read_fd
         self._dest_fd = dest_fd
-        self._prefix = prefix
-        self._on_match = on_match
-        self._carry = bytearray()
+        self._watch = watch
         self._idle = False
         # The low-level call does not wait for the thread to be scheduled, which
-        # threading.Thread.start does: a group of 200 tasks starts 400 copiers.
+        # threading.Thread.start does. RuntimeError (no thread under ulimit -u)
+        # reaches the caller, which copies on the event loop instead.
         _thread.start_new_thread(self._run, ())
 
     async def finish(self) -> frozenset[str]:
@@ -101,7 +140,7 @@ class StreamCopier:
         return int.from_bytes(pending, sys.byteorder) == 0
 
     def hits_so_far(self) -> frozenset[str]:
-        return frozenset(self._hits)
+        return self._watch.hits()
 
     def _read(self) -> bytes:
         self._idle = True
@@ -111,112 +150,18 @@ class StreamCopier:
             self._idle = False
 
     def _run(self) -> None:
-        # Signals belong to the event loop's thread, where their handlers run.
-        signal.pthread_sigmask(signal.SIG_BLOCK, _LOOP_SIGNALS)
-        try:
-            if self._prefix is None:
-                self._copy_raw()
-            else:
-                self._copy_lines(self._prefix)
-        finally:
-            os.close(self._read_fd)
-            hits = frozenset(self._hits)
-            with contextlib.suppress(RuntimeError):  # the loop may already be closed
-                self._loop.call_soon_threadsafe(_resolve, self._done, hits)
-
-    def _copy_raw(self) -> None:
-        line = bytearray()
-        while chunk := self._read():
-            if not write_all(self._dest_fd, chunk):
-                return  # like a shell pipeline: the child learns its reader is gone
-            if not self._pending:
-                continue
-            newline = chunk.rfind(b"\n")
-            if newline < 0:
-                line += chunk
-                if len(line) >= WINDOW:
-                    self._search(line)
-                    del line[:-OVERLAP]
-            else:
-                line += memoryview(chunk)[:newline]
-                self._search(line)
-                line = bytearray(memoryview(chunk)[newline + 1 :])
-        if line and self._pending:
-            self._search(line)
-
-    def _copy_lines(self, prefix: bytes) -> None:
-        lock = destination_lock(self._dest_fd)
-        pending = bytearray()
-        streaming = False  # inside an over-long line, holding the lock
+        block_loop_signals()
         try:
             while chunk := self._read():
-                pending += chunk
-                if streaming:
-                    newline = pending.find(b"\n")
-                    end = len(pending) if newline < 0 else newline + 1
-                    if not write_all(self._dest_fd, bytes(pending[:end])):
-                        return
-                    self._search_window(pending[:end])
-                    del pending[:end]
-                    if newline < 0:
-                        continue
-                    streaming = False
-                    self._carry.clear()
-                    lock.release()
-                last = pending.rfind(b"\n")
-                if last >= 0:
-                    block = bytes(pending[: last + 1])
-                    del pending[: last + 1]
-                    if not self._write_lines(lock, prefix, block):
-                        return
-                if len(pending) > LINE_CAP:
-                    lock.acquire()
-                    streaming = True
-                    if not write_all(self._dest_fd, prefix + bytes(pending)):
-                        return
-                    self._search_window(pending)
-                    pending.clear()
-            if pending:
-                # A partial last line gets its newline, or the next task's line
-                # would continue it.
-                if streaming:
-                    write_all(self._dest_fd, bytes(pending) + b"\n")
-                else:
-                    self._write_lines(lock, prefix, bytes(pending) + b"\n")
-                self._search_window(pending)
-            elif streaming:
-                write_all(self._dest_fd, b"\n")
+                if write_all(self._dest_fd, chunk) == errno.EPIPE:
+                    return
+                self._watch.search_chunk(chunk)
+            self._watch.end()
         finally:
-            if streaming:
-                lock.release()
-
-    def _write_lines(self, lock: threading.Lock, prefix: bytes, block: bytes) -> bool:
-        lines = block.split(b"\n")[:-1]
-        if self._pending:
-            for line in lines:
-                self._search(line)
-        out = b"".join(prefix + line + b"\n" for line in lines) if prefix else block
-        with lock:
-            return write_all(self._dest_fd, out)
-
-    def _search_window(self, piece: bytes | bytearray) -> None:
-        """Search one piece of an over-long line, with the end of the previous piece."""
-        if self._pending:
-            self._carry += piece
-            self._search(self._carry)
-            del self._carry[:-OVERLAP]
-
-    def _search(self, text: bytes | bytearray) -> None:
-        still: list[tuple[str, Any]] = []
-        for source, regex in self._pending:
-            if found_in_a_line(regex, text):
-                self._hits.add(source)
-                if self._on_match is not None:
-                    with contextlib.suppress(RuntimeError):
-                        self._loop.call_soon_threadsafe(self._on_match, source)
-            else:
-                still.append((source, regex))
-        self._pending = still
+            os.close(self._read_fd)
+            hits = self._watch.hits()
+            with contextlib.suppress(RuntimeError):  # the loop may already be closed
+                self._loop.call_soon_threadsafe(_resolve, self._done, hits)
 
 
 def found_in_a_line(regex: Any, text: bytes | bytearray) -> bool:
@@ -229,8 +174,8 @@ def found_in_a_line(regex: Any, text: bytes | bytearray) -> bool:
     return any(regex.search(line) for line in bytes(text).split(b"\n"))
 
 
-def write_all(fd: int, data: bytes) -> bool:
-    """Write everything; False when the destination is gone (EPIPE and the like)."""
+def write_all(fd: int, data: bytes) -> int:
+    """Write everything; 0, or the errno that stopped it (EPIPE: the reader is gone)."""
     view = memoryview(data)
     while view:
         try:
@@ -240,9 +185,9 @@ def write_all(fd: int, data: bytes) -> bool:
         except OSError as exc:
             if exc.errno == errno.EINTR:
                 continue
-            return False
+            return exc.errno or errno.EIO
         view = view[written:]
-    return True
+    return 0
 
 
 def _resolve(future: asyncio.Future[frozenset[str]], hits: frozenset[str]) -> None:

@@ -1,0 +1,373 @@
+"""Group output: every task's lines, prefixed, on longrun's stdout and stderr.
+
+Reading happens on the event loop (no thread per stream: a group of 2,000 tasks
+reads 4,000 pipes); writing is one thread per destination, fed by a bounded
+queue, so a slow reader of longrun's output throttles the tasks (their reads
+pause, their pipes fill) and never the event loop.
+
+Each queued piece is made of whole lines, so lines of different tasks never mix
+inside a line, and no lock is ever held while a task pauses. A line is written
+once complete; a partial line that has waited ``PARTIAL_WAIT`` (a progress bar
+redrawn with ``\\r``) or grown past ``LINE_CAP`` is written as a line of its own
+and the rest follows on a new prefixed line.
+
+A destination that fails (disk full, closed descriptor) drops what it cannot
+write and the tasks run on unaffected; a destination that is a closed pipe
+(EPIPE) stops copying, so the tasks learn their reader is gone, as in a shell
+pipeline.
+"""
+
+from __future__ import annotations
+
+import _thread
+import asyncio
+import contextlib
+import errno
+import fcntl
+import os
+import sys
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import TypeVar
+
+from longrun_cli.engine.streams import LINE_CAP, PatternWatch, block_loop_signals, write_all
+
+READ_SIZE = 64 * 1024
+PARTIAL_WAIT = 0.1  # seconds a partial line may wait for the rest of it
+HIGH_WATER = 4 * 1024 * 1024  # queued bytes per destination before the readers pause
+STREAM_TURN = 1.0  # seconds a line being streamed may keep the others waiting
+
+
+class LineFramer:
+    """Cuts a byte stream into prefixed lines; pure, so it is tested against a reference.
+
+    ``feed`` returns what can be written now: complete lines, each behind the
+    prefix. A partial line is kept until its newline; once it reaches ``cap``
+    bytes it is written as it comes (``streaming``: the destination is left
+    mid-line until the newline or a ``cut``), so memory stays bounded.
+    """
+
+    def __init__(self, prefix: bytes, cap: int = LINE_CAP) -> None:
+        self._prefix = prefix
+        self._cap = cap
+        self._partial = b""
+        self.streaming = False
+
+    @property
+    def pending(self) -> bool:
+        """A line has begun and not ended (kept here, or streaming)."""
+        return bool(self._partial) or self.streaming
+
+    def feed(self, chunk: bytes) -> bytes:
+        head = b""
+        if self.streaming:
+            newline = chunk.find(b"\n")
+            if newline < 0:
+                return chunk
+            head, chunk = chunk[: newline + 1], chunk[newline + 1 :]
+            self.streaming = False
+        data = self._partial + chunk if self._partial else chunk
+        last = data.rfind(b"\n")
+        if last < 0:
+            self._partial = data
+            out = head
+        else:
+            self._partial = data[last + 1 :]
+            out = head + self._prefixed(data[: last + 1])
+        if len(self._partial) >= self._cap:
+            out += self._prefix + self._partial
+            self._partial = b""
+            self.streaming = True
+        return out
+
+    def cut(self) -> bytes:
+        """End the line begun (its rest will start a new prefixed line); b"" when none."""
+        if self.streaming:
+            self.streaming = False
+            return b"\n"
+        if not self._partial:
+            return b""
+        partial, self._partial = self._partial, b""
+        return self._prefix + partial + b"\n"
+
+    def _prefixed(self, lines: bytes) -> bytes:
+        # Bulk operations on the whole block: no Python work per line.
+        if not self._prefix:
+            return lines
+        return self._prefix + lines[:-1].replace(b"\n", b"\n" + self._prefix) + b"\n"
+
+
+class Destination:
+    """One of longrun's descriptors, written in order by one thread of its own."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self._loop = asyncio.get_running_loop()
+        self._queue: deque[bytes] = deque()
+        self._ready = threading.Condition(threading.Lock())
+        self._queued = 0
+        self._submitted = 0
+        self._written = 0
+        self._thread = False
+        self.broken = False  # EPIPE: nobody reads any more
+        self.failed = 0  # errno of the first failed write (ENOSPC, EBADF ...)
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._paused: list[Callable[[], None]] = []
+        # A writer that left the destination mid-line (a line over LINE_CAP being
+        # streamed): everyone else's pieces wait in _held until it ends the line.
+        self._owner: object | None = None
+        self._held: list[tuple[bytes, object, bool]] = []
+        self._held_bytes = 0
+
+    @property
+    def others_waiting(self) -> bool:
+        return bool(self._held)
+
+    def put(self, data: bytes, writer: object = None, *, mid_line: bool = False) -> bool:
+        """Queue ``data`` from ``writer``; False when full and the caller should pause.
+
+        ``mid_line``: ``data`` leaves the destination in the middle of a line that
+        ``writer`` will end later; nobody else's lines are written until then.
+        """
+        if self.broken or not data:
+            return True
+        if self._owner is not None and self._owner is not writer:
+            self._held.append((data, writer, mid_line))
+            self._held_bytes += len(data)
+            return self._queued + self._held_bytes < HIGH_WATER
+        self._owner = writer if mid_line else None
+        full = self._enqueue(data)
+        if self._owner is None and self._held:
+            full = self._release_held()
+        return full
+
+    def _release_held(self) -> bool:
+        """Pass on the pieces held back, in each writer's order, until one leaves a line open."""
+        full = True
+        progress = True
+        while progress and self._held:
+            progress = False
+            kept: list[tuple[bytes, object, bool]] = []
+            blocked: set[int] = set()  # writers with an earlier piece still held
+            for data, writer, mid_line in self._held:
+                if id(writer) in blocked or (self._owner is not None and self._owner is not writer):
+                    kept.append((data, writer, mid_line))
+                    blocked.add(id(writer))
+                    continue
+                self._held_bytes -= len(data)
+                full = self._enqueue(data)
+                self._owner = writer if mid_line else None
+                progress = True
+            self._held = kept
+        return full
+
+    def _enqueue(self, data: bytes) -> bool:
+        self._submitted += len(data)
+        if not self._thread and not self._start():
+            self._write(data)  # no thread to be had (ulimit -u): write in place
+            self._written += len(data)
+            return True
+        with self._ready:
+            self._queue.append(data)
+            self._queued += len(data)
+            self._ready.notify()
+            return self._queued + self._held_bytes < HIGH_WATER
+
+    def when_drained(self, resume: Callable[[], None]) -> None:
+        """Call ``resume`` on the loop once the queue has room again."""
+        self._paused.append(resume)
+
+    def written(self) -> asyncio.Future[None]:
+        """Resolves once everything queued so far has been written (or dropped)."""
+        future = self._loop.create_future()
+        with self._ready:
+            if self._written >= self._submitted or self.broken:
+                future.set_result(None)
+            else:
+                self._waiters.append((self._submitted, future))
+        return future
+
+    def drain_blocking(self, patience: float) -> None:
+        """At exit: wait while the writer makes progress, at most ``patience`` s per stall."""
+        with self._ready:
+            while self._queue and not self.broken:
+                before = self._written
+                self._ready.wait(patience)
+                if self._written == before:
+                    return
+
+    def _start(self) -> bool:
+        try:
+            _thread.start_new_thread(self._run, ())
+        except RuntimeError:
+            return False
+        self._thread = True
+        return True
+
+    def _run(self) -> None:
+        block_loop_signals()
+        while True:
+            with self._ready:
+                while not self._queue:
+                    self._ready.wait()
+                data = self._queue.popleft()
+            self._write(data)
+            with self._ready:
+                self._queued -= len(data)
+                self._written += len(data)
+                self._ready.notify_all()
+                done = [f for mark, f in self._waiters if mark <= self._written or self.broken]
+                self._waiters = [(m, f) for m, f in self._waiters if f not in done]
+                resume: list[Callable[[], None]] = []
+                if self._queued < HIGH_WATER // 2 or self.broken:
+                    resume, self._paused = self._paused, []
+            with contextlib.suppress(RuntimeError):  # the loop may be closed
+                for future in done:
+                    self._loop.call_soon_threadsafe(_resolve, future, None)
+                for callback in resume:
+                    self._loop.call_soon_threadsafe(callback)
+
+    def _write(self, data: bytes) -> None:
+        if self.broken:
+            return
+        error = write_all(self.fd, data)
+        if error == errno.EPIPE:
+            self.broken = True
+        elif error and not self.failed:
+            self.failed = error
+
+
+class LineCopier:
+    """Copies one task stream to a destination, line by line, on the event loop."""
+
+    def __init__(
+        self,
+        read_fd: int,
+        destination: Destination,
+        prefix: bytes | None,
+        watch: PatternWatch,
+    ) -> None:
+        self._fd = read_fd
+        self._destination = destination
+        # None: raw bytes, as they come (exec's copier where no thread can be had).
+        self._framer = LineFramer(prefix) if prefix is not None else None
+        self._watch = watch
+        self._loop = asyncio.get_running_loop()
+        self._done: asyncio.Future[frozenset[str]] = self._loop.create_future()
+        self._timer: asyncio.TimerHandle | None = None
+        self._paused = False
+        self._streaming_since = 0.0
+        os.set_blocking(read_fd, False)
+        self._loop.add_reader(read_fd, self._on_readable)
+
+    async def finish(self) -> frozenset[str]:
+        """Wait for end of stream and for its lines to be written; the patterns seen."""
+        return await asyncio.shield(self._done)
+
+    def caught_up(self) -> bool:
+        """True while nothing is pending in the pipe and reading is not paused."""
+        if self._paused:
+            return False
+        import termios
+
+        try:
+            pending = fcntl.ioctl(self._fd, termios.FIONREAD, b"\0\0\0\0")
+        except OSError:
+            return True
+        return int.from_bytes(pending, sys.byteorder) == 0
+
+    def hits_so_far(self) -> frozenset[str]:
+        return self._watch.hits()
+
+    def _on_readable(self) -> None:
+        try:
+            chunk = os.read(self._fd, READ_SIZE)
+        except BlockingIOError:
+            return
+        except OSError:
+            chunk = b""
+        if not chunk or self._destination.broken:
+            self._end()
+            return
+        self._watch.search_chunk(chunk)
+        framer = self._framer
+        if framer is None:
+            self._put(chunk)
+            return
+        began = framer.streaming
+        out = framer.feed(chunk)
+        if framer.streaming:
+            now = self._loop.time()
+            if not began:
+                self._streaming_since = now
+            elif now - self._streaming_since > STREAM_TURN and self._destination.others_waiting:
+                out += framer.cut()  # others have waited long enough: their turn
+        self._put(out)
+        self._arm_timer(restart=began or framer.streaming)
+
+    def _put(self, out: bytes) -> None:
+        mid_line = self._framer is not None and self._framer.streaming
+        if out and not self._destination.put(out, self, mid_line=mid_line):
+            self._paused = True
+            self._loop.remove_reader(self._fd)
+            self._destination.when_drained(self._resume)
+
+    def _arm_timer(self, *, restart: bool) -> None:
+        """A partial line waits PARTIAL_WAIT at most; a streamed one, PARTIAL_WAIT of silence."""
+        pending = self._framer is not None and self._framer.pending
+        if self._timer is not None and (restart or not pending):
+            self._timer.cancel()
+            self._timer = None
+        if pending and self._timer is None:
+            self._timer = self._loop.call_later(PARTIAL_WAIT, self._cut_partial)
+
+    def _resume(self) -> None:
+        if self._paused and not self._done.done():
+            self._paused = False
+            self._loop.add_reader(self._fd, self._on_readable)
+
+    def _cut_partial(self) -> None:
+        self._timer = None
+        if self._framer is not None and not self._done.done():
+            self._put(self._framer.cut())
+
+    def _end(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self._paused:
+            self._loop.remove_reader(self._fd)
+        self._paused = False
+        os.close(self._fd)
+        self._watch.end()
+        if self._framer is not None:
+            # A partial last line gets its newline, or the next task's line would continue it.
+            self._destination.put(self._framer.cut(), self)
+        hits = self._watch.hits()
+        self._destination.written().add_done_callback(lambda _: _resolve(self._done, hits))
+
+
+_destinations: dict[int, Destination] = {}
+
+
+def destination(fd: int) -> Destination:
+    """The one writer of ``fd`` in this event loop."""
+    found = _destinations.get(fd)
+    if found is None or found._loop is not asyncio.get_running_loop():
+        found = _destinations[fd] = Destination(fd)
+    return found
+
+
+def drain_destinations(patience: float = 10.0) -> None:
+    """Before longrun exits: let every writer finish what it has queued."""
+    for found in _destinations.values():
+        found.drain_blocking(patience)
+
+
+T = TypeVar("T")
+
+
+def _resolve(future: asyncio.Future[T], value: T) -> None:
+    if not future.done():
+        future.set_result(value)

@@ -1,0 +1,411 @@
+"""Nothing left behind, nothing hangs: the process and stream layer under real faults.
+
+Leftover processes are counted by a marker the test puts in longrun's environment
+(every descendant inherits it), never by name.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import LONGRUN, read_pids, start, wait_for
+from tests.integration.test_tty import run_in_pty
+
+pytestmark = pytest.mark.slow
+
+
+def marked_env() -> tuple[dict[str, str], str]:
+    mark = uuid.uuid4().hex
+    return {**os.environ, "FAULT_TEST_MARK": mark}, mark
+
+
+def marked_pids(mark: str) -> list[int]:
+    """Live processes whose environment carries ``mark`` (zombies excluded)."""
+    needle = f"FAULT_TEST_MARK={mark}".encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as environ:
+                if needle not in environ.read().split(b"\0"):
+                    continue
+            with open(f"/proc/{entry}/stat") as stat:
+                if stat.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    continue
+        except OSError:
+            continue
+        found.append(int(entry))
+    return found
+
+
+def none_left(mark: str, timeout: float = 5.0) -> list[int]:
+    """Wait for every marked process to go; what is still there after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while (left := marked_pids(mark)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for pid in left:  # leave nothing behind for the next test either
+        os.kill(pid, signal.SIGKILL)
+    return left
+
+
+NESTED_DAEMON = "setsid sh -c '(setsid sleep 300 &); sleep 300' & sleep 300"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["exec", "--", "sh", "-c", NESTED_DAEMON],
+        ["exec", "--foreground", "--", "sh", "-c", "sleep 300 & sleep 300"],
+        ["group", *[arg for i in range(100) for arg in ("-t", f"t{i}=sleep 300")]],
+    ],
+    ids=["setsid-daemons", "foreground", "group-start"],
+)
+def test_sigkill_of_longrun_at_random_moments_leaves_nothing(args):
+    """SIGKILL of longrun at 5 random moments of each case: no marked process survives."""
+    for _ in range(5):
+        env, mark = marked_env()
+        proc = start(*args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(random.uniform(0.1, 0.5))
+        proc.kill()
+        proc.wait()
+        assert none_left(mark) == [], args
+
+
+def test_a_daemons_own_setsid_helper_does_not_hold_the_callers_pipe(tmp_path: Path):
+    """out=$(longrun exec ...) returns: the daemon and its escaped helper are stopped.
+
+    The helper is the daemon's child until the daemon is stopped, so only a
+    search repeated after that finds it.
+    """
+    env, mark = marked_env()
+    helper = tmp_path / "helper"
+    daemon = f"setsid sh -c 'echo $$ > {helper}; exec sleep 300' & sleep 300"
+    result = subprocess.run(
+        [*LONGRUN, "exec", "--kill-after", "1s", "--", "sh", "-c",
+         f"setsid sh -c \"{daemon}\" & while [ ! -s {helper} ]; do sleep 0.05; done; echo started"],
+        capture_output=True, env=env, timeout=30, check=False,
+    )  # fmt: skip
+    assert (result.returncode, result.stdout) == (0, b"started\n")
+    assert none_left(mark, timeout=1.0) == []
+
+
+def test_a_later_escapee_in_a_group_is_stopped_too():
+    """A helper that escapes after the first sweep began is found and stopped as well."""
+    env, mark = marked_env()
+    script = "setsid sh -c 'trap \"setsid sleep 300 & exit\" TERM; sleep 300 & wait' & exit 0"
+    result = subprocess.run(
+        [*LONGRUN, "group", "--kill-after", "1s", "-t", f"a={script}"],
+        capture_output=True, env=env, timeout=30, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert none_left(mark, timeout=1.0) == []
+
+
+def test_escaped_daemons_get_the_stop_signal(tmp_path: Path):
+    """--stop-signal USR1 reaches a daemon that left the group, not TERM."""
+    got = tmp_path / "got"
+    daemon = f"trap 'echo USR1 > {got}; exit 0' USR1; trap 'echo TERM > {got}; exit 0' TERM; sleep 300 & wait"
+    result = subprocess.run(
+        [*LONGRUN, "exec", "--stop-signal", "USR1", "--kill-after", "5s", "--",
+         "sh", "-c", f"setsid sh -c \"{daemon}\" & sleep 0.3"],
+        capture_output=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0
+    wait_for(got.exists)
+    assert got.read_text().strip() == "USR1"
+
+
+def _in_pid_namespace() -> bool:
+    return shutil.which("unshare") is not None and os.geteuid() == 0
+
+
+@pytest.mark.skipif(not _in_pid_namespace(), reason="needs root and util-linux unshare")
+def test_pid_reuse_while_a_released_child_is_held_does_not_hang(tmp_path: Path):
+    """In a private pid namespace a new attempt gets the pid of a child whose output is held.
+
+    Releasing the old child must not drop the new one: the group still ends on TERM.
+    """
+    held, pids, turn = tmp_path / "held.pid", tmp_path / "b.pids", tmp_path / "turn"
+    config = tmp_path / "longrun.toml"
+    # a: exits at once, its stdout and stderr held by a daemon for 1 s of grace each.
+    # c: once a has gone, makes a's pid the next one handed out (no fork after that).
+    # b: ticks every 200 ms; the attempt after c's turn gets a's pid and runs 5 s,
+    # so a's release (after its grace) comes while b's attempt still runs.
+    config.write_text(
+        f"""
+[runner]
+kill_after = "1s"
+[tasks.a]
+command = ["sh", "-c", "setsid sleep 30 & echo $$ > {held}; exit 0"]
+[tasks.b]
+command = ["sh", "-c", "echo $$ >> {pids}; if [ -e {turn} ] && [ ! -e {turn}.slept ]; then : > {turn}.slept; exec sleep 5; fi"]
+interval = "200ms"
+[tasks.c]
+command = ["sh", "-c", "while [ ! -s {held} ]; do sleep 0.05; done; sleep 0.3; last=$(( $(cat {held}) - 1 )); : > {turn}; echo $last > /proc/sys/kernel/ns_last_pid; exec sleep 30"]
+"""
+    )
+    proc = subprocess.Popen(
+        ["unshare", "--fork", "--pid", "--mount-proc", *LONGRUN, "group", str(config)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        wait_for(held.exists)
+        target = int(held.read_text())
+        wait_for(lambda: target in read_pids(pids), timeout=15)
+        time.sleep(4)  # a's grace is over, its release has happened, b's 5 s attempt ends
+        count = len(read_pids(pids))
+        wait_for(lambda: len(read_pids(pids)) > count + 2)  # and b goes on ticking
+        inner = _children(proc.pid)[0]
+        os.kill(inner, signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    assert b"Traceback" not in err
+
+
+def _children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as children:
+        return [int(p) for p in children.read().split()]
+
+
+@pytest.mark.skipif(not _in_pid_namespace(), reason="needs root and util-linux unshare")
+def test_a_pid_namespace_with_the_hosts_proc_does_not_wait_for_strangers():
+    """unshare -fp without --mount-proc: /proc is not believed, exec -- true ends at once."""
+    began = time.monotonic()
+    result = subprocess.run(
+        ["unshare", "--fork", "--pid", *LONGRUN, "exec", "--", "true"],
+        capture_output=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert time.monotonic() - began < 5  # the old code waited the whole --kill-after (10 s)
+    assert b"left their process group" not in result.stderr
+
+
+def test_a_progress_bar_does_not_hold_up_another_tasks_lines(tmp_path: Path):
+    """70 KB without a newline, then a 4 s pause: the other task's lines still flow."""
+    bar_done = tmp_path / "bar-done"
+    bar = f"head -c 70000 /dev/zero | tr '\\0' '#'; sleep 4; touch {bar_done}; echo"
+    lines = "for i in 1 2 3 4 5 6 7 8 9 10; do echo tick-$i; sleep 0.1; done"
+    proc = start("group", "-t", f"bar={bar}", "-t", f"lines={lines}", stderr=subprocess.DEVNULL)
+    assert proc.stdout is not None
+    seen_before_bar = 0
+    for line in proc.stdout:
+        if b"tick-" in line and not bar_done.exists():
+            seen_before_bar += 1
+    proc.wait(timeout=30)
+    assert seen_before_bar == 10
+
+
+def test_group_output_to_a_full_disk_changes_no_status():
+    """stdout on /dev/full: tasks are not killed by SIGPIPE, the group exits 0."""
+    with open("/dev/full", "w") as full:
+        result = subprocess.run(
+            [*LONGRUN, "group", "-t", "a=sh -c 'echo x; sleep 0.5; echo y'",
+             "-t", "b=sh -c 'sleep 1; echo z'"],
+            stdout=full, stderr=subprocess.PIPE, timeout=30, check=False,
+        )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_matched_stderr_to_a_full_disk_is_still_matched(tmp_path: Path):
+    """exec's stderr on /dev/full: the command is not killed and its stderr still matches."""
+    once = tmp_path / "once"
+    script = f"echo boom >&2; [ -e {once} ] && exit 0; touch {once}; exit 3"
+    with open("/dev/full", "w") as full:
+        result = subprocess.run(
+            [*LONGRUN, "exec", "--retry-stderr", "boom:1:10ms", "--", "sh", "-c", script],
+            stderr=full, timeout=30, check=False,
+        )  # fmt: skip
+    assert result.returncode == 0
+
+
+def test_closed_stderr_gives_the_commands_status():
+    """longrun ... 2>&-: the log lines have nowhere to go and the status is still the command's."""
+    result = subprocess.run(
+        [*LONGRUN, "exec", "--retry-stderr", "x", "--", "sh", "-c", "echo err >&2; exit 3"],
+        stdout=subprocess.DEVNULL, timeout=30, check=False,
+        preexec_fn=lambda: os.close(2),  # noqa: PLW1509 - a test harness, not longrun
+    )  # fmt: skip
+    assert result.returncode == 3
+
+
+def test_a_500_task_group_under_the_usual_descriptor_limit(tmp_path: Path):
+    """ulimit -n 1024 and 510 tasks: all run, and each command still gets the 1024 limit."""
+    limits = tmp_path / "limits"
+    tasks = [arg for i in range(510) for arg in ("-t", f"t{i}=sleep 2")]
+    tasks += ["-t", f"probe=sh -c 'ulimit -n > {limits}'"]
+    result = subprocess.run(
+        ["sh", "-c", 'ulimit -Sn 1024 && exec "$@"', "sh", *LONGRUN, "group", "-q", *tasks],
+        capture_output=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert limits.read_text().strip() == "1024"
+
+
+def _system_python_matches() -> bool:
+    system = Path("/usr/bin/python3")
+    if os.geteuid() != 0 or shutil.which("setpriv") is None or not system.exists():
+        return False
+    version = subprocess.run(
+        [str(system), "-c", "import sys; print(sys.version_info[:2])"],
+        capture_output=True, text=True, check=False,
+    ).stdout.strip()  # fmt: skip
+    return version == str(sys.version_info[:2])
+
+
+@pytest.mark.skipif(
+    not _system_python_matches(),
+    reason="needs root, setpriv and a system python of the test's version (RLIMIT_NPROC spares root)",
+)
+def test_a_group_under_a_small_process_limit_fails_in_one_clear_line(tmp_path: Path):
+    """ulimit -u 40 and 60 tasks, as an unprivileged user: 126 naming the limit, no traceback."""
+    site = next(Path(sys.prefix).glob("lib/python3*/site-packages"))
+    root = Path(__file__).resolve().parents[2]
+    env, mark = marked_env()
+    env["PYTHONPATH"] = f"{site}:{root}"
+    tasks = " ".join(f"-t t{i}='sleep 30'" for i in range(60))
+    result = subprocess.run(
+        ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", "bash", "-c",
+         f"ulimit -u 40 && cd / && exec /usr/bin/python3 -m longrun_cli group {tasks}"],
+        capture_output=True, env=env, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 126, result.stderr[-2000:]
+    assert b"Traceback" not in result.stderr
+    assert b"process limit reached (ulimit -u)" in result.stderr
+    assert none_left(mark) == []
+
+
+def _blocked_and_ignored() -> None:
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD, signal.SIGTERM})
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _mask(status: str, field: str) -> int:
+    line = next(line for line in status.splitlines() if line.startswith(field))
+    return int(line.split()[1], 16)
+
+
+def test_blocked_and_ignored_signals_are_handled_and_passed_on(tmp_path: Path):
+    """Started with CHLD and TERM blocked and INT ignored: longrun works, the command gets them back."""
+    # Not through sh: dash clears the mask it was started with.
+    result = subprocess.run(
+        [*LONGRUN, "exec", "--", "grep", "^Sig", "/proc/self/status"],
+        capture_output=True, timeout=30, check=False, preexec_fn=_blocked_and_ignored,  # noqa: PLW1509
+    )  # fmt: skip
+    assert result.returncode == 0
+    text = result.stdout.decode()
+    blocked = (1 << (signal.SIGCHLD - 1)) | (1 << (signal.SIGTERM - 1))
+    assert _mask(text, "SigBlk:") == blocked
+    assert _mask(text, "SigIgn:") & (1 << (signal.SIGINT - 1))
+
+
+def test_a_blocked_term_still_stops_longrun(tmp_path: Path):
+    """TERM blocked by the parent is unblocked in longrun: TERM stops it gracefully."""
+    started = tmp_path / "started"
+    proc = start(
+        "exec",
+        "--",
+        "sh",
+        "-c",
+        f"touch {started}; sleep 300",
+        preexec_fn=_blocked_and_ignored,  # noqa: PLW1509
+    )
+    wait_for(started.exists)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=20)
+    assert proc.returncode == -signal.SIGTERM
+
+
+def test_an_ignored_int_stays_ignored(tmp_path: Path):
+    """A background job's ignored SIGINT does not stop longrun."""
+    started = tmp_path / "started"
+    proc = start(
+        "exec",
+        "--",
+        "sh",
+        "-c",
+        f"touch {started}; sleep 1",
+        preexec_fn=_blocked_and_ignored,  # noqa: PLW1509
+    )
+    wait_for(started.exists)
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=20)
+    assert proc.returncode == 0
+
+
+def test_alrm_stops_gracefully_with_the_hook(tmp_path: Path):
+    """SIGALRM (default: die at once) stops the command, runs the hook, then ends by ALRM."""
+    started, hooked = tmp_path / "started", tmp_path / "hooked"
+    proc = start(
+        "exec", "--shutdown", f"touch {hooked}", "--", "sh", "-c", f"touch {started}; sleep 300"
+    )
+    wait_for(started.exists)
+    proc.send_signal(signal.SIGALRM)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == -signal.SIGALRM
+    assert hooked.exists()
+    assert b"received ALRM" in err
+
+
+def test_usr1_reaches_the_main_process_only(tmp_path: Path):
+    """USR1 goes to the command, not to its helper that has no handler for it."""
+    helper, got = tmp_path / "helper", tmp_path / "got"
+    script = f"trap 'echo usr1 > {got}' USR1; sleep 300 & echo $! > {helper}; wait; wait"
+    proc = start("exec", "--", "sh", "-c", script)
+    wait_for(helper.exists)
+    proc.send_signal(signal.SIGUSR1)
+    wait_for(got.exists)
+    sleeper = int(helper.read_text())
+    time.sleep(0.2)
+    assert Path(f"/proc/{sleeper}").exists()
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=20)
+
+
+def test_a_command_stopped_by_sigttin_is_reported():
+    """cat reading the terminal without --foreground: a warning says what to do."""
+    output, status = run_in_pty(["exec", "--timeout", "2s", "--", "cat"])
+    assert b"tty-stopped" in output or b"wants the terminal" in output, output
+    assert b"--foreground" in output
+    assert status == 124
+
+
+def test_sigkill_during_a_readiness_probe_leaves_nothing(tmp_path: Path):
+    """A probe command running when longrun is killed goes too."""
+    env, mark = marked_env()
+    probing = tmp_path / "probing"
+    config = tmp_path / "longrun.toml"
+    config.write_text(
+        f"""
+[tasks.web]
+command = "sleep 300"
+ready = {{ command = "touch {probing}; sleep 300", interval = "100ms", timeout = "60s" }}
+"""
+    )
+    proc = start("group", str(config), env=env)
+    wait_for(probing.exists)
+    proc.kill()
+    proc.wait()
+    assert none_left(mark) == []
+
+
+def test_every_line_reaches_a_slow_reader_whole(tmp_path: Path):
+    """A group writing 20,000 lines into a pipe read slowly: every line arrives, prefixed."""
+    script = "i=0; while [ $i -lt 20000 ]; do echo line-$i; i=$((i+1)); done"
+    proc = start("group", "-t", f"a={script}", stderr=subprocess.DEVNULL)
+    assert proc.stdout is not None
+    time.sleep(1)  # longrun's pipe fills while nobody reads
+    lines = proc.stdout.read().splitlines()
+    proc.wait(timeout=30)
+    assert lines == [f"a | line-{i}".encode() for i in range(20000)]

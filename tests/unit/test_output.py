@@ -1,0 +1,112 @@
+"""The group prefixer against a per-line reference, and the destination's turn-taking."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from longrun_cli.engine.output import Destination, LineFramer
+
+PREFIX = b"web | "
+# Lines from the alphabet that matters: newlines, carriage returns, plain bytes.
+streams = st.lists(st.sampled_from([b"\n", b"\r", b"a", b"bc", b"\xff"]), max_size=200).map(
+    b"".join
+)
+
+
+def reference(data: bytes, prefix: bytes) -> bytes:
+    """One line at a time: the prefix, the line, a newline (the last one completed)."""
+    if not data:
+        return b""
+    lines = data.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()
+    return b"".join(prefix + line + b"\n" for line in lines)
+
+
+def chunked(data: bytes, cuts: list[int]) -> list[bytes]:
+    points = sorted({c % (len(data) + 1) for c in cuts})
+    return [data[a:b] for a, b in zip([0, *points], [*points, len(data)], strict=True)]
+
+
+@given(streams, st.lists(st.integers(min_value=0, max_value=10_000), max_size=30))
+def test_any_chunking_gives_the_reference_lines(data, cuts):
+    """Random chunkings of random output give exactly the lines of a per-line prefixer."""
+    framer = LineFramer(PREFIX, cap=16)
+    out = b"".join(framer.feed(chunk) for chunk in chunked(data, cuts)) + framer.cut()
+    assert out == reference(data, PREFIX)
+
+
+@given(streams, st.lists(st.integers(min_value=0, max_value=10_000), max_size=30))
+def test_without_a_prefix_the_bytes_pass_unchanged(data, cuts):
+    """--no-prefix: the same bytes, with only the missing last newline added."""
+    framer = LineFramer(b"", cap=16)
+    out = b"".join(framer.feed(chunk) for chunk in chunked(data, cuts)) + framer.cut()
+    assert out == (data if data.endswith(b"\n") or not data else data + b"\n")
+
+
+@given(
+    st.lists(st.tuples(streams, st.booleans()), max_size=20),
+)
+def test_cuts_end_lines_without_losing_or_unprefixing_a_byte(pieces):
+    """Idle cuts anywhere: every output line starts with the prefix and no byte is lost."""
+    framer = LineFramer(PREFIX, cap=16)
+    out = b""
+    for data, cut in pieces:
+        out += framer.feed(data)
+        if cut:
+            out += framer.cut()
+    out += framer.cut()
+    lines = out.split(b"\n")
+    assert lines[-1] == b""
+    assert all(line.startswith(PREFIX) for line in lines[:-1])
+    original = b"".join(data for data, _ in pieces).replace(b"\n", b"")
+    assert b"".join(line[len(PREFIX) :] for line in lines[:-1]) == original
+
+
+def test_a_long_line_streams_after_the_cap_and_memory_stays_bounded():
+    """Past the cap the line is written as it comes, behind one prefix."""
+    framer = LineFramer(PREFIX, cap=8)
+    assert framer.feed(b"0123") == b""
+    assert framer.feed(b"456789") == PREFIX + b"0123456789"
+    assert framer.streaming
+    assert framer.feed(b"abc") == b"abc"
+    assert framer.feed(b"d\nnext") == b"d\n"
+    assert not framer.streaming
+    assert framer.cut() == PREFIX + b"next\n"
+
+
+@settings(deadline=None, max_examples=200)
+@given(st.lists(st.tuples(st.sampled_from("abc"), st.booleans()), max_size=16))
+def test_others_wait_while_a_line_is_open_and_keep_their_order(puts):
+    """Another writer's pieces wait for an open line to end; each writer's order is kept."""
+    read_fd, write_fd = os.pipe()
+    expected: dict[str, list[str]] = {"a": [], "b": [], "c": []}
+
+    async def main() -> None:
+        destination = Destination(write_fd)
+        for index, (writer, mid_line) in enumerate(puts):
+            piece = f"{writer}{index}{'~' if mid_line else ';'}"
+            expected[writer].append(piece)
+            destination.put(piece.encode(), writer, mid_line=mid_line)
+        for writer in "abc":  # all end their lines
+            destination.put(f"{writer}end;".encode(), writer)
+            expected[writer].append(f"{writer}end;")
+        await destination.written()
+
+    asyncio.run(main())
+    os.close(write_fd)
+    written = os.read(read_fd, 1 << 16).decode()
+    os.close(read_fd)
+    pieces = re.findall(r"[abc](?:\d+|end)[~;]", written)
+    assert "".join(pieces) == written
+    for writer in "abc":
+        assert [p for p in pieces if p[0] == writer] == expected[writer]
+    owner = None
+    for piece in pieces:
+        assert owner in (None, piece[0]), written
+        owner = piece[0] if piece.endswith("~") else None

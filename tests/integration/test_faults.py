@@ -235,7 +235,7 @@ def test_closed_stderr_gives_the_commands_status():
     result = subprocess.run(
         [*LONGRUN, "exec", "--retry-stderr", "x", "--", "sh", "-c", "echo err >&2; exit 3"],
         stdout=subprocess.DEVNULL, timeout=30, check=False,
-        preexec_fn=lambda: os.close(2),  # noqa: PLW1509 - a test harness, not longrun
+        preexec_fn=lambda: os.close(2),
     )  # fmt: skip
     assert result.returncode == 3
 
@@ -301,7 +301,7 @@ def test_blocked_and_ignored_signals_are_handled_and_passed_on(tmp_path: Path):
     # Not through sh: dash clears the mask it was started with.
     result = subprocess.run(
         [*LONGRUN, "exec", "--", "grep", "^Sig", "/proc/self/status"],
-        capture_output=True, timeout=30, check=False, preexec_fn=_blocked_and_ignored,  # noqa: PLW1509
+        capture_output=True, timeout=30, check=False, preexec_fn=_blocked_and_ignored,
     )  # fmt: skip
     assert result.returncode == 0
     text = result.stdout.decode()
@@ -319,7 +319,7 @@ def test_a_blocked_term_still_stops_longrun(tmp_path: Path):
         "sh",
         "-c",
         f"touch {started}; sleep 300",
-        preexec_fn=_blocked_and_ignored,  # noqa: PLW1509
+        preexec_fn=_blocked_and_ignored,
     )
     wait_for(started.exists)
     proc.send_signal(signal.SIGTERM)
@@ -336,7 +336,7 @@ def test_an_ignored_int_stays_ignored(tmp_path: Path):
         "sh",
         "-c",
         f"touch {started}; sleep 1",
-        preexec_fn=_blocked_and_ignored,  # noqa: PLW1509
+        preexec_fn=_blocked_and_ignored,
     )
     wait_for(started.exists)
     proc.send_signal(signal.SIGINT)

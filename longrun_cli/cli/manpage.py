@@ -37,17 +37,27 @@ TERM, INT, HUP and QUIT stop the task gracefully: the stop signal goes to the \
 command's process group (followed by SIGCONT, so that a suspended command acts \
 on it), SIGKILL follows after --kill-after, then the shutdown \
 hook runs and longrun dies by the signal it received. A second TERM or INT while \
-stopping kills the command at once. USR1, USR2 and WINCH are forwarded to the \
-running command (WINCH only without --foreground, where the terminal already \
-delivers it).
+stopping kills the command at once. ALRM, VTALRM, PROF, XCPU, XFSZ, PWR, STKFLT, \
+SYS, TRAP and ABRT, which would otherwise kill longrun on the spot, stop it \
+gracefully the same way (PWR is how LXC and Incus stop a container). INT, QUIT \
+and HUP that the caller ignored (a background job, nohup) stay ignored, for \
+longrun and the command. Signals the caller blocked are unblocked in longrun and \
+blocked again for the command. USR1 and USR2 are forwarded to the command's main \
+process (not its helpers, which would die of them); WINCH to its process group, \
+and not with --foreground, where the terminal already delivers it. A command \
+stopped by SIGTTIN or SIGTTOU (it wants the terminal) is reported with a warning \
+that suggests --foreground.
 
 longrun is a child subreaper: a daemon that leaves its process group with setsid \
-is adopted by longrun and, when longrun ends, gets TERM and then SIGKILL after \
---kill-after; if it still holds the command's output pipe, longrun stops waiting \
-for that pipe once the command has exited and the pipe has been idle for \
---kill-after (at least 0.5 s), and keeps copying it. If longrun itself is killed \
-with SIGKILL, a watcher process (one sh per run, in its own session) kills the \
-process groups that were running."""
+is adopted by longrun and, when longrun ends, gets the stop signal and then \
+SIGKILL after --kill-after; the search is repeated until none is left, so a \
+daemon's own escaped helpers go too. If such a daemon still holds the command's \
+output pipe, longrun stops waiting for that pipe once the command has exited and \
+the pipe has been idle for --kill-after (at least 0.5 s), and keeps copying it. \
+Every process longrun starts carries LONGRUN_MARK in its environment. If longrun \
+itself is killed with SIGKILL, a watcher process (one sh per run, in its own \
+session) kills the process groups that were running, then every process that \
+carries the mark, until two searches 0.1 s apart find none."""
 
 ENVIRONMENT = [
     ("LONGRUN_TASK", "Set for the command and the hook: the task name."),
@@ -56,6 +66,11 @@ ENVIRONMENT = [
         "Set for the command: 1 for the first try of a failure streak, 2 for the first retry, …",
     ),
     ("LONGRUN_RUN", "Set for the command: how many times it has been invoked, this one included."),
+    (
+        "LONGRUN_MARK",
+        "Set for the command, hooks and probes: this longrun's mark (and those of the longruns"
+        " around it), by which the watcher finds what survives a SIGKILL of longrun.",
+    ),
     (
         "LONGRUN_STATUS",
         "Set for the shutdown hook: succeeded, failed, exhausted, deadline or stopped.",

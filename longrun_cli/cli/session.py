@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import _signal
 import asyncio
 import os
 import signal
@@ -114,7 +115,7 @@ async def _session(
             sink.emit(Event("stop-requested", "longrun", Level.INFO, message))
 
     for signum in (*stop_signals(), *fatal_signals()):
-        if signum not in KEEP_IGNORED or signal.getsignal(signum) is not signal.SIG_IGN:
+        if signum not in KEEP_IGNORED or _signal.getsignal(signum) != signal.SIG_IGN:
             router.route(signum, on_stop)
     for signum in forwarded_signals():
         # Under --foreground the command shares longrun's group: the terminal

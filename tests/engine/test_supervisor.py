@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from longrun_cli.engine.platform import Watcher
 from longrun_cli.engine.process import LaunchSpec, SpawnError, Supervisor
-from longrun_cli.engine.watcher import Watcher
 
 
 def launch(spec: LaunchSpec) -> Any:

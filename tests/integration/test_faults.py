@@ -14,14 +14,35 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import LONGRUN, read_pids, start, wait_for
+from tests.integration.conftest import LONGRUN, read_pids, wait_for
+from tests.integration.conftest import start as start_longrun
 from tests.integration.test_tty import run_in_pty
 
 pytestmark = pytest.mark.slow
+
+_started: list[subprocess.Popen[bytes]] = []
+
+
+def start(*args: str, **kwargs: object) -> subprocess.Popen[bytes]:
+    proc = start_longrun(*args, **kwargs)
+    _started.append(proc)
+    return proc
+
+
+@pytest.fixture(autouse=True)
+def _kill_what_a_failed_test_left() -> Iterator[None]:
+    """A longrun a failing test left running is killed (its watcher takes the rest)."""
+    yield
+    while _started:
+        proc = _started.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def marked_env() -> tuple[dict[str, str], str]:
@@ -170,13 +191,18 @@ command = ["sh", "-c", "while [ ! -s {held} ]; do sleep 0.05; done; sleep 0.3; l
         os.kill(inner, signal.SIGTERM)
         _, err = proc.communicate(timeout=20)
     finally:
+        for pid in _children(proc.pid) if proc.poll() is None else []:
+            os.kill(pid, signal.SIGKILL)  # the namespace's init: the kernel ends the rest
         proc.kill()
     assert b"Traceback" not in err
 
 
 def _children(pid: int) -> list[int]:
-    with open(f"/proc/{pid}/task/{pid}/children") as children:
-        return [int(p) for p in children.read().split()]
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as children:
+            return [int(p) for p in children.read().split()]
+    except FileNotFoundError:
+        return []
 
 
 @pytest.mark.skipif(not _in_pid_namespace(), reason="needs root and util-linux unshare")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import sys
 from collections.abc import Callable
@@ -354,6 +356,14 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         message = exc.format_message().replace("\n", "\\n")
         click.echo(f"longrun: error: {message}", err=True)
+        sys.exit(EXIT_USAGE)
+    except OSError as exc:
+        # longrun itself cannot work (descriptors or processes exhausted before the
+        # engine could report it per task): one line and 125, as timeout(1) does.
+        reason = exc.strerror or str(exc)
+        hint = " (raise ulimit -n)" if exc.errno == errno.EMFILE else ""
+        with contextlib.suppress(OSError):
+            click.echo(f"longrun: error: {reason}{hint}", err=True)
         sys.exit(EXIT_USAGE)
     except (click.exceptions.Abort, KeyboardInterrupt):
         # Ctrl-C before the engine took over signals (or after it let go): die by

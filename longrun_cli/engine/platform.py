@@ -51,11 +51,11 @@ def become_subreaper() -> bool:
         return bool(_ctypes.call_function(prctl, args) == 0)
     except (ImportError, AttributeError, OSError):
         pass
-    import ctypes
-
     try:
+        import ctypes
+
         return bool(ctypes.CDLL(None, use_errno=True).prctl(*args) == 0)
-    except (OSError, AttributeError):
+    except (ImportError, OSError, AttributeError):
         return False
 
 

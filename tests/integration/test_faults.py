@@ -6,6 +6,7 @@ Leftover processes are counted by a marker the test puts in longrun's environmen
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import shutil
@@ -435,3 +436,68 @@ def test_every_line_reaches_a_slow_reader_whole(tmp_path: Path):
     lines = proc.stdout.read().splitlines()
     proc.wait(timeout=30)
     assert lines == [f"a | line-{i}".encode() for i in range(20000)]
+
+
+@pytest.mark.parametrize("limit", [6, 8, 10, 12, 16])
+def test_a_tiny_descriptor_limit_gives_one_line_never_a_traceback(limit):
+    """ulimit -n N: longrun runs, or says in one line which limit stopped it (125/126)."""
+    result = subprocess.run(
+        ["sh", "-c", f'ulimit -n {limit} && exec "$@"', "sh", *LONGRUN,
+         "exec", "--retry-stderr", "x", "--", "true"],
+        capture_output=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert b"Traceback" not in result.stderr
+    assert result.returncode in (0, 125, 126), result.stderr
+    if result.returncode:
+        assert b"too many open files" in result.stderr.lower(), result.stderr
+
+
+@pytest.mark.skipif(not _in_pid_namespace(), reason="needs root and util-linux unshare")
+def test_sigpwr_stops_longrun_as_pid_1_gracefully(tmp_path: Path):
+    """As a container's PID 1, SIGPWR (LXC/Incus's stop) stops the command and runs the hook."""
+    started, hooked = tmp_path / "started", tmp_path / "hooked"
+    proc = subprocess.Popen(
+        ["unshare", "--fork", "--pid", "--mount-proc", *LONGRUN, "exec",
+         "--shutdown", f"touch {hooked}", "--", "sh", "-c", f"touch {started}; sleep 300"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        wait_for(started.exists)
+        os.kill(_children(proc.pid)[0], signal.SIGPWR)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        for pid in _children(proc.pid) if proc.poll() is None else []:
+            os.kill(pid, signal.SIGKILL)
+        proc.kill()
+    assert hooked.exists()
+    assert b"received PWR" in err
+    assert proc.returncode == 128 + signal.SIGPWR  # PID 1 cannot die by its own signal
+
+
+def test_an_interval_task_after_longrun_was_suspended_runs_once(tmp_path: Path):
+    """SIGSTOP of longrun for 2.5 intervals, then SIGCONT: one catch-up run, not two at once.
+
+    The catch-up run comes at once, the next on the grid (0.5 s later here), as
+    Go's Ticker does; before, a second run followed the catch-up within a few ms.
+    """
+    stamps = tmp_path / "stamps"
+    proc = start(
+        "exec",
+        "--interval",
+        "1s",
+        "--",
+        "sh",
+        "-c",
+        f"date +%s.%N >> {stamps}",
+        stderr=subprocess.DEVNULL,
+    )
+    wait_for(lambda: len(stamps.read_text().split()) >= 2 if stamps.exists() else False)
+    proc.send_signal(signal.SIGSTOP)
+    time.sleep(2.5)
+    proc.send_signal(signal.SIGCONT)
+    time.sleep(1.6)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=20)
+    times = [float(t) for t in stamps.read_text().split()]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+    assert min(gaps) > 0.2, gaps

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import _signal
 import asyncio
+import contextlib
 import os
 import signal
+import socket
 import sys
 from collections.abc import Callable, Coroutine
 from typing import Any, NamedTuple, TypeVar
 
 from longrun_cli.engine.events import Event, EventSink, Level
-from longrun_cli.engine.process import SignalRouter, Supervisor
+from longrun_cli.engine.process import Supervisor
 from longrun_cli.engine.task import StopControl
 from longrun_cli.policy.signals import (
     KEEP_IGNORED,
@@ -83,7 +85,7 @@ async def _session(
     inherited_mask = signal.pthread_sigmask(signal.SIG_BLOCK, ())
     router = SignalRouter()
     supervisor = Supervisor(child_sigmask=frozenset(inherited_mask))
-    supervisor.install(router)
+    supervisor.install(router.route)
     supervisor.on_tty_stop = lambda pid, signum: sink.emit(
         Event(
             "tty-stopped",
@@ -140,3 +142,58 @@ async def _session(
         if keep_alive is not None:
             keep_alive.cancel()
     return result, stop.signal
+
+
+class SignalRouter:
+    """Every signal handler of longrun: delivers signals to callbacks on the event loop.
+
+    Handlers are set through ``_signal``, the C module under ``signal``, whose
+    Python wrappers turn every number into an enum member (~50,000 instructions
+    a call: a fifth of a millisecond of start-up for the 15 signals routed).
+
+    asyncio's add_signal_handler checks each call against ``signal.valid_signals()``,
+    which builds a set of ~64 enum members every time (and again when the loop
+    closes): ~1.6 M instructions of start-up for SIGCHLD alone. One Python-level
+    handler that hops onto the loop does the same job. The router's own wakeup
+    socket wakes the loop even when another thread took the signal; a burst of
+    exits (hundreds of children stopping at once) can fill it, and a dropped
+    wakeup byte is harmless (each wake-up reaps every exited child), so Python is
+    told not to print a traceback for it.
+    """
+
+    def __init__(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._callbacks: dict[int, Callable[[int], object]] = {}
+        self._previous: dict[int, Any] = {}
+        self._wake_read, self._wake_write = socket.socketpair()
+        self._wake_read.setblocking(False)
+        self._wake_write.setblocking(False)
+        self._loop.add_reader(self._wake_read.fileno(), self._drain)
+        self._previous_wakeup = signal.set_wakeup_fd(
+            self._wake_write.fileno(), warn_on_full_buffer=False
+        )
+
+    def route(self, signum: int, callback: Callable[[int], object]) -> None:
+        self._callbacks[signum] = callback
+        self._previous[signum] = _signal.signal(signum, self._deliver)
+        # Restart interrupted system calls, as asyncio's own handlers do: SIGCHLD
+        # comes with every attempt, and not every C library retries on EINTR.
+        _signal.siginterrupt(signum, False)
+
+    def close(self) -> None:
+        for signum, previous in self._previous.items():
+            _signal.signal(signum, signal.SIG_DFL if previous is None else previous)
+        self._previous.clear()
+        signal.set_wakeup_fd(self._previous_wakeup)
+        self._loop.remove_reader(self._wake_read.fileno())
+        self._wake_read.close()
+        self._wake_write.close()
+
+    def _deliver(self, signum: int, _frame: object) -> None:
+        self._loop.call_soon_threadsafe(self._callbacks[signum], signum)
+
+    def _drain(self) -> None:
+        # The bytes only wake the loop; the handlers above do the work.
+        with contextlib.suppress(OSError):
+            while self._wake_read.recv(4096):
+                pass

@@ -2,8 +2,8 @@
 
 Every ``os.kill``/``os.killpg`` of longrun lives here. Children are reaped from a
 SIGCHLD handler on the event loop (no thread per child, no polling); as PID 1 the
-same handler also reaps every orphan the kernel hands to longrun. Every signal
-handler of longrun is set up here too (SignalRouter).
+same handler also reaps every orphan the kernel hands to longrun. The CLI's
+session installs the signal handlers (``cli.session.SignalRouter``).
 
 Pids are safe to signal without pidfds: a child's pid cannot be reused before
 longrun reaps it, and reaping happens in one place (``Supervisor._reap``), which
@@ -15,14 +15,11 @@ would cost a descriptor per task of a large group for no further safety.
 
 from __future__ import annotations
 
-import _signal
 import asyncio
 import contextlib
 import errno
-import fcntl
 import os
 import signal
-import socket
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -33,8 +30,6 @@ if TYPE_CHECKING:
 
 from longrun_cli.engine import platform
 from longrun_cli.engine.platform import MARK_VARIABLE, Watcher, new_mark
-
-_F_SETPIPE_SZ = 1031  # Linux fcntl: a 1 MiB pipe means 16x fewer reads than the default
 
 
 class SpawnError(Exception):
@@ -219,8 +214,10 @@ class Child:
         if self.own_group:
             try:
                 os.killpg(self.pid, 0)
-            except (ProcessLookupError, PermissionError):
+            except ProcessLookupError:
                 self._group_gone = True
+            except PermissionError:
+                pass  # a member changed its user id: the group still exists
 
 
 class Supervisor:
@@ -246,10 +243,10 @@ class Supervisor:
     def mark(self) -> str:
         return self._mark
 
-    def install(self, router: SignalRouter) -> None:
-        """Start reaping on SIGCHLD; call from inside the running event loop."""
+    def install(self, route: Callable[[int, Callable[[int], object]], None]) -> None:
+        """Start reaping on SIGCHLD (``route`` sets a handler); call inside the event loop."""
         self._loop = asyncio.get_running_loop()
-        router.route(signal.SIGCHLD, self._on_sigchld)
+        route(signal.SIGCHLD, self._on_sigchld)
         if os.getpid() == 1:
             self._subreaper = platform.proc_is_ours()
         else:
@@ -284,6 +281,8 @@ class Supervisor:
                     stopped.add(pid)
                 if loop.time() >= deadline:
                     _signal_tree(pid, signal.SIGKILL)
+            if loop.time() >= deadline + _ORPHAN_GIVE_UP:
+                break  # stuck in the kernel (state D): the watcher searches after us
             await asyncio.sleep(_ORPHAN_POLL)
         return len(stopped)
 
@@ -295,16 +294,18 @@ class Supervisor:
 
     def close(self) -> None:
         """Kill anything still running, stop reaping and let the watcher go."""
+        # Settled: every child ended and, as a subreaper, no orphan is left. Then
+        # the watcher need not search by the mark; otherwise (an abnormal end, no
+        # subreaper) it does, after the groups killed here.
+        settled = self._subreaper and not self._children and not self._adopted()
         for child in list(self._children.values()):
             child.send(signal.SIGKILL)
         if self._release_timer is not None:
             self._release_timer.cancel()
             self._release_timer = None
         if self._watcher is not None:
-            # Exited groups must not be signalled when the watcher sees EOF. As a
-            # subreaper longrun has swept its orphans itself; otherwise the
-            # watcher searches by the mark.
-            self._watcher.close(settled=self._subreaper and not self._adopted())
+            # Exited groups must not be signalled when the watcher sees EOF.
+            self._watcher.close(settled=settled)
 
     def spawn(self, spec: LaunchSpec) -> Child:
         """Start one attempt; raises SpawnError for a missing or non-executable command."""
@@ -356,12 +357,15 @@ class Supervisor:
         self._children[child.pid] = child
         if self._watcher is not None:
             self._watcher.watch(child.target)
+        if out_pipe is not None or err_pipe is not None:
+            # Imported here: a run whose streams are all inherited never needs them.
+            from longrun_cli.engine.streams import copier_for
         if out_pipe is not None:
-            child._stdout_copier = _copier(
+            child._stdout_copier = copier_for(
                 out_pipe, 1, spec.stdout_patterns, spec.output_prefix, spec.on_stdout_match
             )
         if err_pipe is not None:
-            child._stderr_copier = _copier(err_pipe, 2, spec.stderr_patterns, spec.output_prefix)
+            child._stderr_copier = copier_for(err_pipe, 2, spec.stderr_patterns, spec.output_prefix)
         self._reap()
         return child
 
@@ -424,61 +428,6 @@ class Supervisor:
                 self._watcher.reaped(pid)
 
 
-class SignalRouter:
-    """Delivers signals to callbacks on the event loop.
-
-    Handlers are set through ``_signal``, the C module under ``signal``, whose
-    Python wrappers turn every number into an enum member (~50,000 instructions
-    a call: a fifth of a millisecond of start-up for the 15 signals routed).
-
-    asyncio's add_signal_handler checks each call against ``signal.valid_signals()``,
-    which builds a set of ~64 enum members every time (and again when the loop
-    closes): ~1.6 M instructions of start-up for SIGCHLD alone. One Python-level
-    handler that hops onto the loop does the same job. The router's own wakeup
-    socket wakes the loop even when another thread took the signal; a burst of
-    exits (hundreds of children stopping at once) can fill it, and a dropped
-    wakeup byte is harmless (each wake-up reaps every exited child), so Python is
-    told not to print a traceback for it.
-    """
-
-    def __init__(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._callbacks: dict[int, Callable[[int], object]] = {}
-        self._previous: dict[int, Any] = {}
-        self._wake_read, self._wake_write = socket.socketpair()
-        self._wake_read.setblocking(False)
-        self._wake_write.setblocking(False)
-        self._loop.add_reader(self._wake_read.fileno(), self._drain)
-        self._previous_wakeup = signal.set_wakeup_fd(
-            self._wake_write.fileno(), warn_on_full_buffer=False
-        )
-
-    def route(self, signum: int, callback: Callable[[int], object]) -> None:
-        self._callbacks[signum] = callback
-        self._previous[signum] = _signal.signal(signum, self._deliver)
-        # Restart interrupted system calls, as asyncio's own handlers do: SIGCHLD
-        # comes with every attempt, and not every C library retries on EINTR.
-        _signal.siginterrupt(signum, False)
-
-    def close(self) -> None:
-        for signum, previous in self._previous.items():
-            _signal.signal(signum, signal.SIG_DFL if previous is None else previous)
-        self._previous.clear()
-        signal.set_wakeup_fd(self._previous_wakeup)
-        self._loop.remove_reader(self._wake_read.fileno())
-        self._wake_read.close()
-        self._wake_write.close()
-
-    def _deliver(self, signum: int, _frame: object) -> None:
-        self._loop.call_soon_threadsafe(self._callbacks[signum], signum)
-
-    def _drain(self) -> None:
-        # The bytes only wake the loop; the handlers above do the work.
-        with contextlib.suppress(OSError):
-            while self._wake_read.recv(4096):
-                pass
-
-
 def reraise(signum: int) -> None:
     """Die by ``signum`` so the caller sees it (shell: 128+N, systemd: a clean stop)."""
     signal.signal(signum, signal.SIG_DFL)
@@ -486,38 +435,12 @@ def reraise(signum: int) -> None:
     os.kill(os.getpid(), signum)
 
 
-def _copier(
-    pipe: tuple[int, int],
-    dest_fd: int,
-    patterns: tuple[str, ...],
-    prefix: bytes | None,
-    on_match: Callable[[str], None] | None = None,
-) -> StreamCopier | LineCopier:
-    # Imported here: a run whose streams are all inherited never needs them.
-    from longrun_cli.engine.streams import CHUNK, PatternWatch, StreamCopier
-
-    read_fd, write_fd = pipe
-    os.close(write_fd)
-    watch = PatternWatch(patterns, on_match)
-    if prefix is None:
-        # Only exec's single copied stream gets a big pipe: a group has hundreds,
-        # and past the per-user pipe-page limit the kernel shrinks new pipes to
-        # one page.
-        with contextlib.suppress(OSError):
-            fcntl.fcntl(read_fd, _F_SETPIPE_SZ, CHUNK)
-        try:
-            return StreamCopier(read_fd, dest_fd, watch)
-        except RuntimeError:
-            pass  # no thread to be had (ulimit -u): copy on the event loop
-    from longrun_cli.engine.output import LineCopier, destination
-
-    return LineCopier(read_fd, destination(dest_fd), prefix, watch)
-
-
 # Seconds an exited process group may stay on the watcher's list (see Supervisor.release).
 _RELEASE_DELAY = 1.0
-# Adopted orphans are looked for again this often while they are being stopped.
+# Adopted orphans are looked for again this often while they are being stopped,
+# and given up on this long after SIGKILL.
 _ORPHAN_POLL = 0.05
+_ORPHAN_GIVE_UP = 5.0
 
 
 def _signal_tree(pid: int, signum: int) -> None:

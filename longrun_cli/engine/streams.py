@@ -20,9 +20,13 @@ import os
 import signal
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from longrun_cli.engine.output import LineCopier
 
 CHUNK = 1024 * 1024
+_F_SETPIPE_SZ = 1031  # Linux fcntl: a 1 MiB pipe means 16x fewer reads than the default
 # Matching looks at whole lines; a longer line is searched in windows that overlap
 # by OVERLAP bytes, so memory stays bounded whatever the child prints.
 WINDOW = 256 * 1024
@@ -162,6 +166,32 @@ class StreamCopier:
             hits = self._watch.hits()
             with contextlib.suppress(RuntimeError):  # the loop may already be closed
                 self._loop.call_soon_threadsafe(_resolve, self._done, hits)
+
+
+def copier_for(
+    pipe: tuple[int, int],
+    dest_fd: int,
+    patterns: tuple[str, ...],
+    prefix: bytes | None,
+    on_match: Callable[[str], None] | None = None,
+) -> StreamCopier | LineCopier:
+    """The copier of one pipe: exec's raw copier (a thread), or a group's lines (the loop)."""
+    read_fd, write_fd = pipe
+    os.close(write_fd)
+    watch = PatternWatch(patterns, on_match)
+    if prefix is None:
+        # Only exec's single copied stream gets a big pipe: a group has hundreds,
+        # and past the per-user pipe-page limit the kernel shrinks new pipes to
+        # one page.
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(read_fd, _F_SETPIPE_SZ, CHUNK)
+        try:
+            return StreamCopier(read_fd, dest_fd, watch)
+        except RuntimeError:
+            pass  # no thread to be had (ulimit -u): copy on the event loop
+    from longrun_cli.engine.output import LineCopier, destination
+
+    return LineCopier(read_fd, destination(dest_fd), prefix, watch)
 
 
 def found_in_a_line(regex: Any, text: bytes | bytearray) -> bool:

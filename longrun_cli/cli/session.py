@@ -10,9 +10,9 @@ import signal
 import socket
 import sys
 from collections.abc import Callable, Coroutine
-from typing import Any, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
-from longrun_cli.engine.events import Event, EventSink, Level
+from longrun_cli.engine.events import Event, Level
 from longrun_cli.engine.process import Supervisor
 from longrun_cli.engine.task import StopControl
 from longrun_cli.policy.signals import (
@@ -22,7 +22,11 @@ from longrun_cli.policy.signals import (
     signal_name,
     stop_signals,
 )
-from longrun_cli.telemetry import Tracer, tracer_from_environment
+from longrun_cli.telemetry import tracer_from_environment
+
+if TYPE_CHECKING:
+    from longrun_cli.engine.events import EventSink
+    from longrun_cli.telemetry import Tracer
 
 R = TypeVar("R")
 

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
+if TYPE_CHECKING:  # types only: a Protocol class costs ~0.3 M instructions to build
 
-class Clock(Protocol):
-    def now(self) -> float:
-        """Monotonic seconds."""
-        ...
+    class Clock(Protocol):
+        def now(self) -> float:
+            """Monotonic seconds."""
+            ...
 
-    async def sleep(self, seconds: float) -> None: ...
+        async def sleep(self, seconds: float) -> None: ...
 
 
 class MonotonicClock:

@@ -12,14 +12,12 @@ import asyncio
 import os
 import signal
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from longrun_cli.engine.clock import Clock
-from longrun_cli.engine.events import Event, EventSink, Level
+from longrun_cli.engine.events import Event, Level
 from longrun_cli.engine.process import LaunchSpec, SpawnError
 from longrun_cli.engine.task import (
     FAILURES,
-    Spawner,
     StopControl,
     Task,
     TaskIO,
@@ -28,7 +26,13 @@ from longrun_cli.engine.task import (
 )
 from longrun_cli.policy.duration import format_duration, to_seconds
 from longrun_cli.policy.group import Condition, GroupSpec, GroupTask, ReadyProbe
-from longrun_cli.telemetry import NO_TASK, GroupTrace
+from longrun_cli.telemetry import NO_TASK
+
+if TYPE_CHECKING:
+    from longrun_cli.engine.clock import Clock
+    from longrun_cli.engine.events import EventSink
+    from longrun_cli.engine.task import Spawner
+    from longrun_cli.telemetry import GroupTrace
 
 # A task whose dependency can no longer meet its condition fails with this status.
 EXIT_DEPENDENCY_FAILED = 1

@@ -11,8 +11,12 @@ import contextlib
 import os
 import socket
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-from longrun_cli.engine.events import Event, EventSink
+from longrun_cli.engine.events import Event
+
+if TYPE_CHECKING:
+    from longrun_cli.engine.events import EventSink
 
 
 class Notifier:

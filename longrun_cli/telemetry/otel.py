@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
 from opentelemetry.context import Context
@@ -21,7 +21,9 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from longrun_cli import __version__
-from longrun_cli.telemetry import AttemptTrace, GroupTrace, TaskTrace
+
+if TYPE_CHECKING:
+    from longrun_cli.telemetry import AttemptTrace, GroupTrace, TaskTrace
 
 # The most longrun waits for spans to leave on its way out.
 FLUSH_BOUND_SECONDS = 5.0

@@ -64,7 +64,9 @@ def run_session(
     finally:
         output = sys.modules.get("longrun_cli.engine.output")
         if output is not None:  # a group's lines still queued for a slow reader
-            output.drain_destinations(grace)
+            for lost in output.drain_destinations(grace):
+                # Not silent, though the statuses stay the commands' own.
+                sink.emit(Event("output-lost", "longrun", Level.WARNING, lost))
         warning = tracer.flush()
         if warning is not None:
             sink.emit(Event("tracing", "longrun", Level.WARNING, warning))

@@ -111,7 +111,8 @@ class Destination:
         self._written = 0
         self._thread = False
         self.broken = False  # EPIPE: nobody reads any more
-        self.failed = 0  # errno of the first failed write (ENOSPC, EBADF ...)
+        self.dropped = 0  # bytes a failed write lost (disk full, a closed descriptor)
+        self.error = 0  # the errno of the first such failure
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._paused: list[Callable[[], None]] = []
         # A writer that left the destination mid-line (a line over LINE_CAP being
@@ -189,7 +190,15 @@ class Destination:
         return future
 
     def drain_blocking(self, patience: float) -> None:
-        """At exit: wait while the writer makes progress, at most ``patience`` s per stall."""
+        """At exit: wait while the writer makes progress, at most ``patience`` s per stall.
+
+        A line still open (an escaped daemon's output, mid-line) is ended first, so
+        the lines held back behind it are written too.
+        """
+        if self._owner is not None:
+            self._owner = None
+            self._enqueue(b"\n")
+            self._release_held()
         with self._ready:
             while self._queue and not self.broken:
                 before = self._written
@@ -234,8 +243,9 @@ class Destination:
         error = write_all(self.fd, data)
         if error == errno.EPIPE:
             self.broken = True
-        elif error and not self.failed:
-            self.failed = error
+        elif error:  # disk full, a closed descriptor: this piece is lost, the next may go
+            self.dropped += len(data)
+            self.error = self.error or error
 
 
 class LineCopier:
@@ -359,10 +369,15 @@ def destination(fd: int) -> Destination:
     return found
 
 
-def drain_destinations(patience: float = 10.0) -> None:
-    """Before longrun exits: let every writer finish what it has queued."""
+def drain_destinations(patience: float = 10.0) -> list[str]:
+    """Before longrun exits: let every writer finish; what was lost, one line each."""
+    lost = []
     for found in _destinations.values():
         found.drain_blocking(patience)
+        if found.dropped:
+            name = {1: "stdout", 2: "stderr"}.get(found.fd, f"descriptor {found.fd}")
+            lost.append(f"{found.dropped} bytes of output lost: {name}: {os.strerror(found.error)}")
+    return lost
 
 
 T = TypeVar("T")

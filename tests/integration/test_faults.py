@@ -235,7 +235,7 @@ def test_a_progress_bar_does_not_hold_up_another_tasks_lines(tmp_path: Path):
 
 
 def test_group_output_to_a_full_disk_changes_no_status():
-    """stdout on /dev/full: tasks are not killed by SIGPIPE, the group exits 0."""
+    """stdout on /dev/full: tasks are not killed by SIGPIPE, the group exits 0, the loss is said."""
     with open("/dev/full", "w") as full:
         result = subprocess.run(
             [*LONGRUN, "group", "-t", "a=sh -c 'echo x; sleep 0.5; echo y'",
@@ -243,6 +243,8 @@ def test_group_output_to_a_full_disk_changes_no_status():
             stdout=full, stderr=subprocess.PIPE, timeout=30, check=False,
         )  # fmt: skip
     assert result.returncode == 0, result.stderr
+    assert b"event=output-lost" in result.stderr
+    assert b"stdout: No space left on device" in result.stderr
 
 
 def test_a_matched_stderr_to_a_full_disk_is_still_matched(tmp_path: Path):

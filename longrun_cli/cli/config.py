@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -184,7 +185,10 @@ def from_procfile(path: StrPath, shutdown_timeout: int, kill_after: int | None) 
                 f"{path}:{number}: duplicate process name {name!r} (first on line {lines[name]})"
             )
         lines[name] = number
-        tasks.append(GroupTask(_plain_spec(name, command, kill_after)))
+        try:
+            tasks.append(GroupTask(_plain_spec(name, command, kill_after)))
+        except SpecError as exc:
+            raise ConfigError(f"{path}:{number}: {exc}") from None
     return _group(tasks, shutdown_timeout, str(path))
 
 
@@ -203,14 +207,61 @@ def _group(tasks: list[GroupTask], shutdown_timeout: int, source: str) -> GroupS
         raise ConfigError(f"{source}: {exc}") from None
 
 
+# How long a FIFO or device given as the group file may take to deliver its text.
+READ_PATIENCE = 10.0
+
+
 def _read(path: StrPath) -> str:
+    """The file's text; a FIFO (``<(...)``) is read without ever blocking for good."""
     try:
-        with open(path, encoding="utf-8") as file:
-            return file.read()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise ConfigError(f"{path}: is a directory, not a file")
+        data = _read_all(fd, path, wait=not stat.S_ISREG(mode))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+
+
+def _read_all(fd: int, path: StrPath, *, wait: bool) -> bytes:
+    """Read to the end; ``wait``: a FIFO or device, polled first, within READ_PATIENCE.
+
+    Linux reports a FIFO readable only once a writer has written or come and
+    gone, so polling first tells "no writer yet" from the end of the text.
+    """
+    import select
+    import time
+
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + READ_PATIENCE
+    while True:
+        if wait:
+            remaining = deadline - time.monotonic()
+            readable, _, _ = select.select([fd], [], [], max(0.0, remaining))
+            if not readable:
+                raise ConfigError(
+                    f"{path}: nothing to read within {READ_PATIENCE:g}s (a FIFO nobody writes?)"
+                )
+        try:
+            chunk = os.read(fd, 1 << 16)
+        except BlockingIOError:
+            continue
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
 
 
 # --- TOML --------------------------------------------------------------------------
@@ -227,6 +278,8 @@ def from_toml(
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid TOML: arrays or tables nested too deeply") from None
     return _TomlLoader(path, text).load(data, shutdown_timeout, kill_after)
 
 
@@ -338,7 +391,7 @@ class _TomlLoader:
         if "env" in table:
             fields["env"] = self.value((*where, "env"), table["env"], _env)
         if "cwd" in table:
-            cwd = self.value((*where, "cwd"), table["cwd"], _string)
+            cwd = self.value((*where, "cwd"), table["cwd"], _path)
             base = os.path.dirname(os.path.abspath(self.path))
             fields["cwd"] = os.path.realpath(os.path.join(base, cwd))
         fields["policy"] = self.policy(where, table)
@@ -385,12 +438,17 @@ class _TomlLoader:
             stderr = self.value((*where, "stderr"), rule["stderr"], _regex)
         timeout = self.value((*where, "timeout"), rule.get("timeout", False), _bool)
         matchers: list[Matcher] = []
+        if "exit_codes" in rule and "signals" in rule:
+            # An attempt either exits or is killed: such a rule could never fire.
+            raise self.error(where, "a rule cannot match both exit_codes and signals")
+        if timeout and len(rule.keys() & {"exit_codes", "signals", "stderr"}):
+            raise self.error(where, "timeout = true cannot be combined with other conditions")
         if "exit_codes" in rule:
             codes = self.value((*where, "exit_codes"), rule["exit_codes"], _codes)
             matchers = [Matcher(exit_codes=frozenset({c}), stderr=stderr) for c in sorted(codes)]
         elif "signals" in rule:
             signals = self.value((*where, "signals"), rule["signals"], _signals)
-            matchers = [Matcher(signals=frozenset({s})) for s in signals]
+            matchers = [Matcher(signals=frozenset({s}), stderr=stderr) for s in signals]
         elif stderr is not None:
             matchers = [Matcher(stderr=stderr)]
         elif timeout:
@@ -466,6 +524,13 @@ def _string(raw: Any) -> str:
     if not isinstance(raw, str) or not raw:
         raise SpecError(f"expected a non-empty string, got {raw!r}")
     return raw
+
+
+def _path(raw: Any) -> str:
+    path = _string(raw)
+    if "\0" in path:
+        raise SpecError(f"cwd {path!r} contains a NUL byte")
+    return path
 
 
 def _strings(raw: Any) -> list[str]:

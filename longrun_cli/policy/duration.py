@@ -61,6 +61,9 @@ def parse_duration(text: str) -> int:
     return total
 
 
+_MAX_DIGITS = 20  # MAX_DURATION in nanoseconds has 19
+
+
 def _is_number(text: str) -> bool:
     if not text or text == "." or text.count(".") > 1:
         return False
@@ -69,6 +72,11 @@ def _is_number(text: str) -> bool:
 
 def _scaled(number: str, unit: int, original: str) -> int:
     whole, _, frac = number.partition(".")
+    whole = whole.lstrip("0")
+    if len(whole) > _MAX_DIGITS:  # also keeps int() far from Python's 4,300-digit limit
+        raise SpecError(f"invalid duration {original!r}: too large")
+    # Digits past the 20th change the result by less than a nanosecond.
+    frac = frac[:_MAX_DIGITS]
     nanos = int(whole or "0") * unit
     if frac:
         # Integer arithmetic keeps 0.1s exactly 100ms, as Go does.

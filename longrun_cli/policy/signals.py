@@ -13,7 +13,7 @@ def parse_signal(text: str) -> int:
     """Signal number for a name with or without ``SIG`` (any case) or a number."""
     value = text.strip()
     if value.isascii() and value.isdigit():
-        number = int(value)
+        number = int(value) if len(value.lstrip("0")) <= 3 else 0
         if 1 <= number <= _MAX_SIGNAL:
             return number
         raise SpecError(f"invalid signal {text!r}: number must be 1..{int(_MAX_SIGNAL)}")

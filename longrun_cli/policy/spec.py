@@ -32,10 +32,16 @@ def _code(item: str, whole: str) -> int:
     item = item.strip()
     if not item.isdigit() or not item.isascii():
         raise SpecError(f"invalid exit codes {whole!r}: {item!r} is not a number")
+    if len(item.lstrip("0")) > 3:
+        raise SpecError(f"invalid exit codes {whole!r}: {item[:20]}... is outside 1..255")
     code = int(item)
     if not 1 <= code <= 255:
         raise SpecError(f"invalid exit codes {whole!r}: {code} is outside 1..255")
     return code
+
+
+# Beyond a billion consecutive retries a budget means "unlimited": say inf.
+MAX_RETRIES = 1_000_000_000
 
 
 def parse_retries(text: str) -> int | None:
@@ -47,7 +53,11 @@ def parse_retries(text: str) -> int | None:
         return None
     if not value.isdigit() or not value.isascii():
         raise SpecError(f"invalid retries {text!r}: expected an integer >= 1 or inf")
+    if len(value.lstrip("0")) > len(str(MAX_RETRIES)):
+        raise SpecError(f"invalid retries {value[:20]}...: at most {MAX_RETRIES} (or inf)")
     retries = int(value)
+    if retries > MAX_RETRIES:
+        raise SpecError(f"invalid retries {text!r}: at most {MAX_RETRIES} (or inf)")
     if retries < 1:
         raise SpecError(f"invalid retries {text!r}: must be >= 1 (or inf)")
     return retries

@@ -94,3 +94,22 @@ class TaskSpec(_TaskSpecFields):
                 raise SpecError(f"--{label} must be > 0, got {format_duration(value)}")
         if self.delay < 0 or self.kill_after < 0:
             raise SpecError("durations must not be negative")
+        self._validate_strings()
+
+    def _validate_strings(self) -> None:
+        """What the kernel cannot take: NUL in any string, '=' or nothing as an env name."""
+        task = f"task {self.name!r}"
+        if "\0" in self.name:
+            raise SpecError(f"task name {self.name!r} contains a NUL byte")
+        for place, text in (
+            *(("command", part) for part in self.argv),
+            ("cwd", self.cwd or ""),
+            ("shutdown hook", self.shutdown or ""),
+        ):
+            if "\0" in text:
+                raise SpecError(f"{task}: {place} {text!r} contains a NUL byte")
+        for name, value in self.env.items():
+            if not name or "=" in name or "\0" in name:
+                raise SpecError(f"{task}: invalid environment variable name {name!r}")
+            if "\0" in value:
+                raise SpecError(f"{task}: environment variable {name} contains a NUL byte")

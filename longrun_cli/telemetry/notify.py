@@ -37,14 +37,17 @@ class Notifier:
         watchdog = None
         usec = environ.get("WATCHDOG_USEC", "")
         pid = environ.get("WATCHDOG_PID", "")
-        if usec.isdigit() and int(usec) > 0 and (not pid or pid == str(os.getpid())):
+        # More than 18 digits is not a watchdog interval (and would overflow a float).
+        valid = usec.isdigit() and len(usec) <= 18 and int(usec) > 0
+        if valid and (not pid or pid == str(os.getpid())):
             watchdog = int(usec) / 1e6
         return cls(address, watchdog)
 
     def send(self, message: str) -> None:
         # systemd gone or its socket full: never the task's problem.
         with contextlib.suppress(OSError):
-            self._socket.sendto(message.encode(), self._address)
+            # A task name from non-UTF-8 argv carries surrogates: systemd wants UTF-8.
+            self._socket.sendto(message.encode(errors="replace"), self._address)
 
     def ready(self) -> None:
         if not self._ready_sent:

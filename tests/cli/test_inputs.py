@@ -1,0 +1,217 @@
+"""Hostile input gets one line and 125, in text and json modes, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from longrun_cli.cli.config import ConfigError, from_procfile, from_toml
+from longrun_cli.cli.main import main
+from longrun_cli.policy.duration import parse_duration
+from longrun_cli.policy.errors import SpecError
+from longrun_cli.policy.signals import parse_signal
+from longrun_cli.policy.spec import parse_exit_code_rule, parse_retries
+
+LONGRUN = [sys.executable, "-m", "longrun_cli"]
+
+
+def call(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    captured = capsys.readouterr()
+    return int(info.value.code or 0), captured.out, captured.err
+
+
+# Numbers far past Python's 4,300-digit limit for int(), in every numeric place.
+huge = st.integers(4301, 6000).map(lambda n: "9" * n)
+OPTIONS = [
+    lambda n: ["--timeout", n],
+    lambda n: ["--timeout", f"{n}ms"],
+    lambda n: ["--interval", f"1.{n}s"],
+    lambda n: ["--retry-exit-code", n],
+    lambda n: ["--retry-exit-code", f"75:{n}"],
+    lambda n: ["--retry-exit-code", f"75:3:{n}s"],
+    lambda n: ["--retry-signal", n],
+    lambda n: ["--stop-signal", n],
+    lambda n: ["--retry-timeout", n],
+    lambda n: ["--success-exit-code", n],
+    lambda n: ["--jitter", n],
+    lambda n: ["--kill-after", n],
+]
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.sampled_from(OPTIONS), huge, st.sampled_from(["text", "json"]))
+def test_huge_numbers_are_one_line_in_both_modes(capsys, option, number, mode):
+    """A 5,000-digit number in any option: 0 (a valid fraction) or 125 with one line."""
+    status, out, err = call(
+        ["exec", "--dry-run", f"--log-format={mode}", *option(number), "--", "true"], capsys
+    )
+    assert status in (0, 125)
+    if status == 125:
+        lines = err.splitlines()
+        assert len(lines) == 1, err
+        assert out == ""
+        if mode == "json":
+            assert json.loads(lines[0])["level"] == "error"
+
+
+@pytest.mark.parametrize(
+    ("parse", "text"),
+    [
+        (parse_duration, "9" * 5000 + "s"),
+        (parse_retries, "9" * 5000),
+        (parse_retries, "99999999999999999999"),
+        (parse_signal, "9" * 5000),
+        (parse_exit_code_rule, "9" * 5000),
+    ],
+)
+def test_parsers_reject_huge_numbers_with_spec_errors(parse, text):
+    """The pure parsers raise SpecError (never ValueError) for numbers beyond their range."""
+    with pytest.raises(SpecError):
+        parse(text)
+
+
+def test_a_long_fraction_of_a_duration_is_exact_to_the_nanosecond():
+    """0.000000001999… (5,000 digits) seconds is 1 ns, not an error."""
+    assert parse_duration("0.000000001" + "9" * 5000 + "s") == 1
+
+
+def test_a_retry_budget_of_twenty_digits_is_refused_not_listed(capsys):
+    """--dry-run with 99999999999999999999 retries answers at once (it ran for minutes)."""
+    status, _, err = call(
+        ["exec", "--dry-run", "--retry-exit-code", "75:99999999999999999999", "--", "true"], capsys
+    )
+    assert status == 125
+    assert "at most 1000000000 (or inf)" in err
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "longrun.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ('[tasks.a]\ncommand = ["echo", "a\\u0000b"]\n', "contains a NUL byte"),
+        (
+            '[tasks.a]\ncommand = "echo hi"\nenv = { "A=B" = "x" }\n',
+            "invalid environment variable name 'A=B'",
+        ),
+        (
+            '[tasks.a]\ncommand = "echo hi"\nenv = { A = "x\\u0000" }\n',
+            "environment variable A contains a NUL",
+        ),
+        ('[tasks.a]\ncommand = "echo hi"\ncwd = "/tmp\\u0000"\n', "cwd"),
+        ('[tasks.a]\ncommand = "echo hi"\nshutdown = "echo \\u0000"\n', "shutdown hook"),
+        ("a = " + "[" * 1000 + "]" * 1000 + "\n", "nested too deeply"),
+        (
+            '[tasks.a]\ncommand = "true"\nretry = [{ exit_codes = [1], timeout = true }]\n',
+            "timeout = true cannot be combined",
+        ),
+        (
+            '[tasks.a]\ncommand = "true"\nretry = [{ exit_codes = [1], signals = ["KILL"] }]\n',
+            "both exit_codes and signals",
+        ),
+    ],
+)
+def test_toml_values_the_kernel_cannot_take_are_refused_at_load(tmp_path, text, fragment):
+    """NUL bytes, '=' in env names, deep nesting, contradictory rules: a ConfigError, at load."""
+    with pytest.raises(ConfigError) as info:
+        from_toml(write(tmp_path, text))
+    assert fragment in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_a_signal_rule_with_a_stderr_condition_keeps_both(tmp_path):
+    """{ signals = [...], stderr = "..." } needs both (the stderr condition was dropped)."""
+    group = from_toml(
+        write(
+            tmp_path,
+            '[tasks.a]\ncommand = "true"\nretry = [{ signals = ["KILL"], stderr = "boom" }]\n',
+        )
+    )
+    (rule,) = group.tasks[0].spec.policy.rules
+    assert rule.matcher.signals == frozenset({9})
+    assert rule.matcher.stderr == "boom"
+
+
+def test_a_nul_in_a_procfile_is_refused(tmp_path):
+    """A Procfile command with a NUL byte: one line naming it."""
+    path = tmp_path / "Procfile"
+    path.write_bytes(b"web: echo \0hi\n")
+    with pytest.raises(ConfigError, match="NUL byte"):
+        from_procfile(path, 30, None)
+
+
+def test_a_directory_as_the_group_file_is_named(tmp_path):
+    """group /tmp → 'is a directory', not [Errno 21]."""
+    with pytest.raises(ConfigError, match="is a directory, not a file"):
+        from_toml(tmp_path)
+
+
+def test_a_fifo_nobody_writes_does_not_block_forever(tmp_path, monkeypatch):
+    """A FIFO whose writer never writes: an error after the patience, not a hang."""
+    monkeypatch.setattr("longrun_cli.cli.config.READ_PATIENCE", 0.3)
+    fifo = tmp_path / "fifo.toml"
+    os.mkfifo(fifo)
+    writer = subprocess.Popen(["sh", "-c", f"sleep 5 > {fifo}"])
+    try:
+        with pytest.raises(ConfigError, match="nothing to read"):
+            from_toml(fifo)
+    finally:
+        writer.kill()
+        writer.wait()
+
+
+def test_a_fifo_with_text_is_read(tmp_path):
+    """group <(generate): the text a process writes into a FIFO is read."""
+    fifo = tmp_path / "fifo.toml"
+    os.mkfifo(fifo)
+    writer = subprocess.Popen(["sh", "-c", f"printf '[tasks.a]\\ncommand = \"true\"\\n' > {fifo}"])
+    try:
+        group = from_toml(fifo)
+    finally:
+        writer.wait()
+    assert [task.name for task in group.tasks] == ["a"]
+
+
+def test_an_oversized_watchdog_interval_is_ignored():
+    """WATCHDOG_USEC of 400 digits: no watchdog, no OverflowError."""
+    from longrun_cli.telemetry.notify import Notifier
+
+    notifier = Notifier.from_environment(
+        {"NOTIFY_SOCKET": "/nonexistent", "WATCHDOG_USEC": "9" * 400}
+    )
+    assert notifier is not None
+    assert notifier.watchdog_seconds is None
+
+
+def test_a_task_name_that_is_not_utf8_reaches_systemd_without_a_crash(tmp_path):
+    """A non-UTF-8 command name (surrogate escapes) with NOTIFY_SOCKET: the retry still runs."""
+    import socket
+
+    address = str(tmp_path / "notify")
+    receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    receiver.bind(address)
+    script = tmp_path / "fail\xff"
+    command = os.fsencode(str(tmp_path)) + b"/fail\xff"
+    Path(os.fsdecode(command)).write_text("#!/bin/sh\nexit 75\n")
+    os.chmod(os.fsdecode(command), 0o755)
+    result = subprocess.run(
+        [*LONGRUN, "exec", "--retry-exit-code", "75:1:1ms", "--", command],
+        capture_output=True, env={**os.environ, "NOTIFY_SOCKET": address}, timeout=30, check=False,
+    )  # fmt: skip
+    receiver.close()
+    assert result.returncode == 75, result.stderr
+    assert b"Traceback" not in result.stderr
+    assert script.name

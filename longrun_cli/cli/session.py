@@ -143,7 +143,7 @@ async def _session(
         router.close()
         supervisor.close()
         if notifier is not None:
-            notifier.send("STOPPING=1")
+            notifier.stopping()
             notifier.close()
         if keep_alive is not None:
             keep_alive.cancel()

@@ -169,12 +169,24 @@ class Runner:
             self._check_all_ready()
 
     def _check_all_ready(self) -> None:
-        """One event when every task is ready (or already done): systemd's READY=1."""
-        if self._all_ready_sent:
+        """One event when every task is ready, or done with success: systemd's READY=1.
+
+        Never once a probe has failed, a task has failed or a stop was asked
+        for: a group that is going down was never ready.
+        """
+        if self._all_ready_sent or self._stop.is_requested:
             return
-        if all(s.ready.is_set() or s.done.done() for s in self._states.values()):
+        if all(self._counts_as_ready(s) for s in self._states.values()):
             self._all_ready_sent = True
             self._emit("longrun", "all-ready", Level.DEBUG, "every task is ready")
+
+    @staticmethod
+    def _counts_as_ready(state: _TaskState) -> bool:
+        if state.ready_failed.is_set() and not state.ready.is_set():
+            return False
+        if state.done.done():
+            return state.done.result().status is TaskStatus.SUCCEEDED
+        return state.ready.is_set()
 
     async def _watch_readiness(self, state: _TaskState, probe: ReadyProbe, task: Task) -> None:
         """Wait for the stdout regex, or run the probe command until it succeeds."""

@@ -28,6 +28,7 @@ class Notifier:
         self._socket.setblocking(False)
         self.watchdog_seconds = watchdog_seconds
         self._ready_sent = False
+        self._stopping_sent = False
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> Notifier | None:
@@ -54,6 +55,14 @@ class Notifier:
             self._ready_sent = True
             self.send("READY=1\nSTATUS=running")
 
+    def stopping(self, status: str | None = None) -> None:
+        """STOPPING=1 once, however many ways longrun is told to stop."""
+        if not self._stopping_sent:
+            self._stopping_sent = True
+            self.send("STOPPING=1" + (f"\nSTATUS={status}" if status else ""))
+        elif status:
+            self.send(f"STATUS={status}")
+
     async def keep_alive(self) -> None:
         """WATCHDOG=1 at half the watchdog interval, for as long as the loop runs."""
         if self.watchdog_seconds is None:
@@ -73,19 +82,25 @@ class NotifyingSink:
         self._inner = inner
         self._notifier = notifier
         self._ready_event = ready_event
+        self._retrying: set[str] = set()  # tasks whose STATUS= still says "retry"
 
     def emit(self, event: Event) -> None:
         self._inner.emit(event)
         notifier = self._notifier
         if event.name == self._ready_event:
             notifier.ready()
-        elif event.name == "retry":
+        if event.name == "retry":
             fields = dict(event.fields)
+            self._retrying.add(event.task)
             notifier.send(
                 f"STATUS={event.task}: retry {fields.get('retry', '')} in "
                 f"{fields.get('delay', '')} ({fields.get('rule', '')})"
             )
+        elif event.name == "start" and event.task in self._retrying:
+            # The retry is running now: STATUS= must not go on saying it waits.
+            self._retrying.discard(event.task)
+            notifier.send(f"STATUS={event.task}: running")
         elif event.name in ("stop-requested", "stopping-group"):
-            notifier.send(f"STOPPING=1\nSTATUS={event.task}: {event.message}")
+            notifier.stopping(f"{event.task}: {event.message}")
         elif event.name in ("permanent", "exhausted", "deadline", "not-ready"):
             notifier.send(f"STATUS={event.task}: {event.message}")

@@ -205,3 +205,30 @@ def test_group_tasks_get_prefixed_lined_output_and_no_stdin():
     launch = spawner.task_launches[0]
     assert launch.output_prefix == b""
     assert launch.stdin_null
+
+
+def test_no_all_ready_when_a_readiness_probe_times_out():
+    """A probe that never passes: the group stops and systemd never hears READY=1."""
+    probe = ReadyProbe(command="check", interval=SECOND, timeout=3 * SECOND)
+    tasks = [gtask("db", ready=probe), gtask("other")]
+    scripts = {"db": [Script(duration=5)], "other": [Script(duration=FOREVER)]}
+    _, _, sink, _ = run_group(tasks, scripts, stop_at=10)
+    assert "not-ready" in sink.names()
+    assert "all-ready" not in sink.names()
+
+
+def test_no_all_ready_after_a_stop_during_start_up():
+    """TERM while a task still waits for its probe: READY=1 is never sent."""
+    probe = ReadyProbe(command="check", interval=SECOND, timeout=30 * SECOND)
+    tasks = [gtask("db", ready=probe), gtask("app", ("db", Condition.READY))]
+    scripts = {"db": [Script(duration=FOREVER)], "app": [Script(duration=FOREVER)]}
+    _, _, sink, _ = run_group(tasks, scripts, stop_at=2)
+    assert "all-ready" not in sink.names()
+
+
+def test_a_one_shot_task_that_succeeded_counts_as_ready():
+    """migrate (done, exit 0) and web (ready): READY=1 once web is ready."""
+    tasks = [gtask("migrate"), gtask("web", ("migrate", Condition.SUCCEEDED))]
+    scripts = {"migrate": [Script(duration=1)], "web": [Script(duration=FOREVER)]}
+    _, _, sink, _ = run_group(tasks, scripts, stop_at=5)
+    assert "all-ready" in sink.names()

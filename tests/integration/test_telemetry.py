@@ -184,6 +184,29 @@ def test_systemd_hears_ready_status_and_stopping_in_order(tmp_path: Path, abstra
     assert messages.index(statuses[0]) > 0
 
 
+def test_status_says_running_again_after_a_retry_and_stopping_is_sent_once(tmp_path: Path):
+    """After "retry 1/2" the next attempt's STATUS= is "running"; one STOPPING=1 on TERM."""
+    path = str(tmp_path / "notify")
+    sock = notify_socket(path)
+    flag, started = tmp_path / "failed-once", tmp_path / "started"
+    script = f"[ -e {flag} ] || {{ touch {flag}; exit 3; }}; touch {started}; sleep 30"
+    with sock:
+        proc = subprocess.Popen(
+            [*LONGRUN, "exec", "--retry-exit-code", "3:2:10ms", "--", "sh", "-c", script],
+            env={**os.environ, "NOTIFY_SOCKET": path}, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 10
+        while not started.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        messages = drain(sock)
+    statuses = [m for m in messages if "STATUS=" in m]
+    retry = next(i for i, m in enumerate(statuses) if "retry 1/2" in m)
+    assert statuses[retry + 1] == "STATUS=sh: running"
+    assert sum(m.count("STOPPING=1") for m in messages) == 1
+
+
 def test_systemd_watchdog_is_fed_at_half_the_interval(tmp_path: Path):
     """WATCHDOG_USEC=400ms: WATCHDOG=1 about every 200ms while running."""
     path = str(tmp_path / "notify")

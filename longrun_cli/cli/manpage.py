@@ -91,10 +91,17 @@ ENVIRONMENT = [
         "endpoint is set; spans are flushed within 5 seconds on every way out.",
     ),
     (
+        "LONGRUN_TRACE_COMMAND_ARGS",
+        "Set to 1 to send the command's full argv (process.command_args) on every span. "
+        "Off by default: command lines often carry passwords and tokens; spans carry "
+        "only process.executable.name.",
+    ),
+    (
         "NOTIFY_SOCKET, WATCHDOG_USEC, WATCHDOG_PID",
         "systemd notification: READY=1 once started (a group: once every task is "
-        "ready), STATUS= on retries, STOPPING=1 on shutdown, WATCHDOG=1 every half "
-        "WATCHDOG_USEC.",
+        "ready or has succeeded; never when a probe failed or a stop came first), "
+        "STATUS= on retries and when the retry runs, STOPPING=1 once on shutdown, "
+        "WATCHDOG=1 every half WATCHDOG_USEC.",
     ),
 ]
 

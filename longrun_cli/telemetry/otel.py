@@ -8,6 +8,7 @@ becomes the parent, and each invocation hands its own context to the command.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,19 @@ from longrun_cli import __version__
 
 if TYPE_CHECKING:
     from longrun_cli.telemetry import AttemptTrace, GroupTrace, TaskTrace
+
+# Opt-in: the full argv on every span. Off by default, because argv often carries
+# secrets (--password=..., tokens) that must not travel to a collector.
+FULL_ARGS_VARIABLE = "LONGRUN_TRACE_COMMAND_ARGS"
+
+
+def command_attributes(argv: Sequence[str], *, full: bool) -> dict[str, Any]:
+    """The executable's name always; the whole argv only when asked for."""
+    attributes: dict[str, Any] = {"process.executable.name": os.path.basename(argv[0])}
+    if full:
+        attributes["process.command_args"] = list(argv)
+    return attributes
+
 
 # The most longrun waits for spans to leave on its way out.
 FLUSH_BOUND_SECONDS = 5.0
@@ -82,10 +96,11 @@ class _Attempt:
 
 
 class _Task:
-    def __init__(self, tracer: trace.Tracer, span: Span, name: str) -> None:
+    def __init__(self, tracer: trace.Tracer, span: Span, name: str, full_args: bool) -> None:
         self._tracer = tracer
         self._span = span
         self._name = name
+        self._full_args = full_args
         self._context = trace.set_span_in_context(span)
 
     def attempt(self, run: int, attempt: int, argv: Sequence[str]) -> AttemptTrace:
@@ -97,7 +112,7 @@ class _Task:
                 "longrun.task": self._name,
                 "longrun.run": run,
                 "longrun.attempt": attempt,
-                "process.command_args": list(argv),
+                **command_attributes(argv, full=self._full_args),
             },
         )
         return _Attempt(span)
@@ -149,6 +164,7 @@ class OtelTracer:
         self._provider = provider
         self._tracer = provider.get_tracer("longrun", __version__)
         self._parent = parent
+        self.full_args = False
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> OtelTracer:
@@ -162,15 +178,17 @@ class OtelTracer:
         carrier = {
             key.lower(): environ[key] for key in ("TRACEPARENT", "TRACESTATE") if key in environ
         }
-        return cls(provider, _PROPAGATOR.extract(carrier))
+        tracer = cls(provider, _PROPAGATOR.extract(carrier))
+        tracer.full_args = environ.get(FULL_ARGS_VARIABLE, "").lower() in ("1", "true", "yes")
+        return tracer
 
     def task(self, name: str, argv: Sequence[str], parent: Context | None = None) -> TaskTrace:
         span = self._tracer.start_span(
             f"task {name}",
             context=parent if parent is not None else self._parent,
-            attributes={"longrun.task": name, "process.command_args": list(argv)},
+            attributes={"longrun.task": name, **command_attributes(argv, full=self.full_args)},
         )
-        return _Task(self._tracer, span, name)
+        return _Task(self._tracer, span, name, self.full_args)
 
     def group(self, tasks: Sequence[str]) -> GroupTrace:
         span = self._tracer.start_span(

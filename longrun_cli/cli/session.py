@@ -57,7 +57,9 @@ def run_session(
     and ``grace`` stop the processes that escaped their group; ``descriptors`` is
     how many the work may hold at once (a large group raises the soft limit).
     """
-    tracer = tracer_from_environment(os.environ)
+    tracer, warnings = tracer_from_environment(os.environ)
+    for warning in warnings:
+        sink.emit(Event("tracing", "longrun", Level.WARNING, warning))
     limits = _Limits(forward_winch, ready_event, grace, stop_signal, descriptors)
     try:
         return asyncio.run(_session(work, sink, tracer, limits))
@@ -67,9 +69,9 @@ def run_session(
             for lost in output.drain_destinations(grace):
                 # Not silent, though the statuses stay the commands' own.
                 sink.emit(Event("output-lost", "longrun", Level.WARNING, lost))
-        warning = tracer.flush()
-        if warning is not None:
-            sink.emit(Event("tracing", "longrun", Level.WARNING, warning))
+        flushed = tracer.flush()
+        if flushed is not None:
+            sink.emit(Event("tracing", "longrun", Level.WARNING, flushed))
 
 
 class _Limits(NamedTuple):

@@ -123,10 +123,19 @@ def tracing_configured(environ: Mapping[str, str]) -> bool:
     )
 
 
-def tracer_from_environment(environ: Mapping[str, str]) -> Tracer:
-    """An OpenTelemetry tracer when OTEL_* asks for one, else the no-op (nothing imported)."""
-    if not tracing_configured(environ):
-        return NoTracer()
-    from longrun_cli.telemetry.otel import OtelTracer
+def tracer_from_environment(environ: Mapping[str, str]) -> tuple[Tracer, list[str]]:
+    """An OpenTelemetry tracer when OTEL_* asks for one, else the no-op (nothing imported).
 
-    return OtelTracer.from_environment(environ)
+    Also the warnings to log. A tracing problem (a malformed OTEL_* value the SDK
+    refuses) is a warning and no tracing, never a command that does not run.
+    """
+    if not tracing_configured(environ):
+        return NoTracer(), []
+    try:
+        # The SDK reads some OTEL_* values as it is imported.
+        from longrun_cli.telemetry.otel import OtelTracer
+
+        tracer = OtelTracer.from_environment(environ)
+    except Exception as exc:
+        return NoTracer(), [f"tracing off: {exc}"]
+    return tracer, tracer.warnings

@@ -8,6 +8,7 @@ becomes the parent, and each invocation hands its own context to the command.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -21,7 +22,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from longrun_cli import __version__
+from longrun_cli import DISTRIBUTION, __version__
 
 if TYPE_CHECKING:
     from longrun_cli.telemetry import AttemptTrace, GroupTrace, TaskTrace
@@ -165,20 +166,23 @@ class OtelTracer:
         self._tracer = provider.get_tracer("longrun", __version__)
         self._parent = parent
         self.full_args = False
+        self.warnings: list[str] = []
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> OtelTracer:
         # shutdown_on_exit=False: an unreachable collector must not hold up exit;
         # flush() below bounds the wait instead.
         provider = TracerProvider(resource=_resource(environ), shutdown_on_exit=False)
+        warnings: list[str] = []
         for exporter_name in _exporters(environ):
-            processor = _processor(exporter_name, environ)
+            processor = _processor(exporter_name, environ, warnings)
             if processor is not None:
                 provider.add_span_processor(processor)
         carrier = {
             key.lower(): environ[key] for key in ("TRACEPARENT", "TRACESTATE") if key in environ
         }
         tracer = cls(provider, _PROPAGATOR.extract(carrier))
+        tracer.warnings = warnings
         tracer.full_args = environ.get(FULL_ARGS_VARIABLE, "").lower() in ("1", "true", "yes")
         return tracer
 
@@ -222,7 +226,7 @@ def _exporters(environ: Mapping[str, str]) -> list[str]:
     return [name.strip().lower() for name in names.split(",") if name.strip()]
 
 
-def _processor(name: str, environ: Mapping[str, str]) -> Any:
+def _processor(name: str, environ: Mapping[str, str], warnings: list[str]) -> Any:
     if name == "none":
         return None
     if name == "console":
@@ -231,7 +235,7 @@ def _processor(name: str, environ: Mapping[str, str]) -> Any:
         # Spans on stderr: stdout belongs to the command.
         return SimpleSpanProcessor(ConsoleSpanExporter(out=sys.stderr))
     if name != "otlp":
-        print(f"longrun: warning: unsupported OTEL_TRACES_EXPORTER {name!r}", file=sys.stderr)
+        warnings.append(f"unsupported OTEL_TRACES_EXPORTER {name!r}: ignored")
         return None
     protocol = environ.get(
         "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "")
@@ -243,10 +247,8 @@ def _processor(name: str, environ: Mapping[str, str]) -> Any:
                 OTLPSpanExporter as GrpcExporter,
             )
         except ImportError:
-            print(
-                "longrun: warning: OTLP over gRPC needs 'pip install longrun[grpc]'; "
-                "spans are not exported",
-                file=sys.stderr,
+            warnings.append(
+                f"OTLP over gRPC needs 'pip install {DISTRIBUTION}[grpc]'; spans are not exported"
             )
             return None
         return BatchSpanProcessor(GrpcExporter(timeout=int(timeout)))
@@ -258,6 +260,8 @@ def _processor(name: str, environ: Mapping[str, str]) -> Any:
 def _seconds(value: str | None) -> float:
     """OTEL_EXPORTER_OTLP_TIMEOUT is in milliseconds; default 10s."""
     try:
-        return float(value) / 1000 if value else 10.0
+        millis = float(value) if value else 10_000.0
     except ValueError:
         return 10.0
+    # nan, inf or negative: not a timeout an exporter can use.
+    return millis / 1000 if math.isfinite(millis) and millis > 0 else 10.0

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from longrun_cli import __version__
+from longrun_cli import DISTRIBUTION, __version__
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -21,10 +21,11 @@ def test_wheel_installs_man_pages_and_completions(tmp_path):
         [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(ROOT)],
         check=True, capture_output=True,
     )  # fmt: skip
-    (wheel,) = tmp_path.glob("longrun-*.whl")
-    assert wheel.name.startswith(f"longrun-{__version__}-")
+    wheel_name = DISTRIBUTION.replace("-", "_")
+    (wheel,) = tmp_path.glob(f"{wheel_name}-*.whl")
+    assert wheel.name.startswith(f"{wheel_name}-{__version__}-")
     names = set(zipfile.ZipFile(wheel).namelist())
-    data = f"longrun-{__version__}.data/data/share/"
+    data = f"{wheel_name}-{__version__}.data/data/share/"
     for path in (
         "man/man1/longrun.1",
         "man/man1/longrun-exec.1",

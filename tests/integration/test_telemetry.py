@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -259,3 +260,34 @@ def _wait_readable(sock: socket.socket, timeout: float) -> bool:
     import select
 
     return bool(select.select([sock], [], [], timeout)[0])
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT": "x"},
+        {"OTEL_BSP_MAX_QUEUE_SIZE": "-1"},
+        {"OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "1000", "OTEL_BSP_MAX_QUEUE_SIZE": "10"},
+        {"OTEL_TRACES_EXPORTER": "zipkin"},
+    ],
+)
+@pytest.mark.parametrize("mode", ["text", "json"])
+def test_a_malformed_otel_value_is_one_warning_and_the_command_runs(bad, mode):
+    """Tracing problems never cost the run: the command runs, one warning line, no traceback."""
+    env = {**traced_env("http://127.0.0.1:9"), **bad}
+    result = longrun("exec", f"--log-format={mode}", "--", "echo", "ran", env=env)
+    assert (result.returncode, result.stdout) == (0, b"ran\n")
+    assert b"Traceback" not in result.stderr
+    lines = result.stderr.decode().splitlines()
+    assert len(lines) == 1, lines
+    if mode == "json":
+        assert json.loads(lines[0])["event"] == "tracing"
+
+
+def test_a_nan_exporter_timeout_falls_back_to_the_default():
+    """OTEL_EXPORTER_OTLP_TIMEOUT=nan: spans still reach the receiver."""
+    with otlp_receiver() as receiver:
+        env = traced_env(receiver.endpoint, OTEL_EXPORTER_OTLP_TIMEOUT="nan")
+        result = longrun("exec", "--", "true", env=env)
+        assert result.returncode == 0
+        assert receiver.one("task true")

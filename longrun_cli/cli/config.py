@@ -6,6 +6,7 @@ the key, with a "did you mean" for misspelt keys.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import stat
@@ -14,7 +15,7 @@ from typing import Any, TypeVar
 
 from longrun_cli.policy.backoff import Backoff
 from longrun_cli.policy.decision import RetryPolicy
-from longrun_cli.policy.duration import parse_duration
+from longrun_cli.policy.duration import MAX_DURATION, SECOND, parse_duration
 from longrun_cli.policy.errors import SpecError
 from longrun_cli.policy.group import (
     DEFAULT_SHUTDOWN_TIMEOUT,
@@ -497,7 +498,12 @@ def _duration(raw: Any) -> int:
     if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
         raise SpecError(f'expected a duration like "30s", got {raw!r}')
     if isinstance(raw, (int, float)) and raw < 0:
-        raise SpecError(f"invalid duration {raw!r}: must not be negative")
+        raise SpecError(f"invalid duration {raw}: must not be negative")
+    if isinstance(raw, float):
+        # str(1e308) is "1e+308", which no duration syntax reads: write it out.
+        if not math.isfinite(raw) or raw > MAX_DURATION / SECOND:
+            raise SpecError(f"invalid duration {raw}: too large")
+        return parse_duration(f"{raw:.9f}")
     return parse_duration(str(raw))
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
 import os
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
@@ -226,6 +227,7 @@ def plan_or_run(
     except SpecError as exc:
         renderer.error(str(exc))
         return EXIT_USAGE
+    _warn_about_rules(value, renderer)
     if dry_run:
         click.echo(describe(value, log_format == "json"), nl=False)
         return 0
@@ -244,6 +246,20 @@ def completion_command(shell: str) -> int:
     """
     click.echo(completion_script(shell), nl=False)
     return 0
+
+
+def _warn_about_rules(value: object, renderer: LogRenderer) -> None:
+    """A rule that can never fire is almost always a mistake: say so, but run."""
+    from longrun_cli.engine.events import Event, Level
+    from longrun_cli.policy.taskspec import TaskSpec
+
+    tasks = getattr(value, "tasks", None)
+    specs = [task.spec for task in tasks] if tasks is not None else [value]
+    for spec in specs:
+        if not isinstance(spec, TaskSpec):
+            continue
+        for doubt in spec.policy.doubts():
+            renderer.emit(Event("rule-warning", spec.name, Level.WARNING, doubt))
 
 
 def completion_script(shell: str) -> str:
@@ -344,6 +360,38 @@ def _reopen_closed_streams() -> None:
             setattr(sys, name, open(fd, mode, closefd=False))  # noqa: SIM115
 
 
+def _usage_error(message: str, argv: list[str] | None) -> NoReturn:
+    """One line and 125; JSON when the command line asked for JSON logs."""
+    from longrun_cli.cli.render import LogRenderer
+
+    words = sys.argv[1:] if argv is None else argv
+    options = words[: words.index("--")] if "--" in words else words
+    json_mode = "--log-format=json" in options or any(
+        pair == ("--log-format", "json") for pair in itertools.pairwise(options)
+    )
+    LogRenderer("json" if json_mode else "text", 0).error(message)
+    sys.exit(EXIT_USAGE)
+
+
+def _usage_hint(exc: click.ClickException) -> str:
+    """What to do instead, for the mistakes people make with ``group``."""
+    ctx = getattr(exc, "ctx", None)
+    if ctx is None or ctx.info_name != "group":
+        return ""
+    if isinstance(exc, click.NoSuchOption) and exc.option_name in _options_of("exec") - _options_of(
+        "group"
+    ):
+        return f" ({exc.option_name} is an exec option: set it per task in a TOML file)"
+    if isinstance(exc, click.UsageError) and "unexpected extra argument" in exc.message:
+        return " (group takes one FILE; to run commands, use -t NAME=COMMAND)"
+    return ""
+
+
+def _options_of(command: str) -> set[str]:
+    found = cli.commands.get(command)
+    return {name for param in found.params for name in param.opts} if found else set()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: usage errors exit 125 with one line on stderr, never a traceback."""
     if sys.stdin is None or sys.stdout is None or sys.stderr is None:
@@ -354,16 +402,16 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(exc.ctx.get_help() if exc.ctx else str(exc), err=True)
         sys.exit(EXIT_USAGE)
     except click.ClickException as exc:
-        message = exc.format_message().replace("\n", "\\n")
-        click.echo(f"longrun: error: {message}", err=True)
-        sys.exit(EXIT_USAGE)
+        # click's messages span lines ("Choose from:\n\tbash,..."): one line here.
+        message = " ".join(exc.format_message().split()) + _usage_hint(exc)
+        _usage_error(message, argv)
     except OSError as exc:
         # longrun itself cannot work (descriptors or processes exhausted before the
         # engine could report it per task): one line and 125, as timeout(1) does.
         reason = exc.strerror or str(exc)
         hint = " (raise ulimit -n)" if exc.errno == errno.EMFILE else ""
         with contextlib.suppress(OSError):
-            click.echo(f"longrun: error: {reason}{hint}", err=True)
+            _usage_error(f"{reason}{hint}", argv)
         sys.exit(EXIT_USAGE)
     except (click.exceptions.Abort, KeyboardInterrupt):
         # Ctrl-C before the engine took over signals (or after it let go): die by

@@ -72,7 +72,8 @@ class LogRenderer:
         if self._format == "json":
             import json
 
-            self._write(json.dumps({"level": "error", "event": "usage", "msg": message}) + "\n")
+            line = {"time": _timestamp(), "level": "error", "event": "usage", "msg": message}
+            self._write(json.dumps(line) + "\n")
         else:
             self._write(f"longrun: error: {message}\n")
 

@@ -344,6 +344,13 @@ class Supervisor:
             missing = exc.filename if exc.filename else spec.argv[0]
             if spec.cwd is not None and missing == spec.cwd:
                 raise SpawnError(f"working directory not found: {spec.cwd}", 127) from None
+            interpreter = _missing_interpreter(spec.argv[0], env.get("PATH"), spec.cwd)
+            if interpreter is not None:
+                # The file exists; its #! line names what does not (as bash says it).
+                raise SpawnError(
+                    f"cannot execute {spec.argv[0]}: bad interpreter {interpreter}: not found",
+                    126,
+                ) from None
             raise SpawnError(f"command not found: {spec.argv[0]}", 127) from None
         except PermissionError:
             _close(*fds)
@@ -459,6 +466,24 @@ def _pipe(opened: list[int]) -> tuple[int, int]:
     pipe = os.pipe()
     opened += pipe
     return pipe
+
+
+def _missing_interpreter(command: str, path: str | None, cwd: str | None) -> str | None:
+    """The interpreter a script's #! line names, when the script exists and it does not."""
+    import shutil
+
+    found = shutil.which(command, path=path) if "/" not in command else command
+    if found is None:
+        return None
+    try:
+        with open(os.path.join(cwd or "", found), "rb") as script:
+            first = script.readline(256)
+    except OSError:
+        return None
+    if not first.startswith(b"#!"):
+        return None
+    words = first[2:].split()
+    return os.fsdecode(words[0]) if words else None
 
 
 def _spawn_failure(command: str, exc: OSError) -> str:

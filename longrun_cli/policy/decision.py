@@ -74,6 +74,26 @@ class RetryPolicy(_RetryPolicyFields):
                 seen[rule.matcher.stderr] = None
         return tuple(seen)
 
+    def doubts(self) -> list[str]:
+        """Rules that can never fire: their codes are successes, or an earlier rule is the same."""
+        found: list[str] = []
+        for index, rule in enumerate(self.rules):
+            codes = rule.matcher.exit_codes
+            if codes and codes <= self.success_codes and rule.matcher.stderr is None:
+                found.append(
+                    f"rule {index + 1} ({rule.matcher.describe()}) can never fire: "
+                    "that exit code counts as success"
+                )
+            earlier = [
+                i for i, other in enumerate(self.rules[:index]) if other.matcher == rule.matcher
+            ]
+            if earlier:
+                found.append(
+                    f"rule {index + 1} ({rule.matcher.describe()}) repeats rule {earlier[0] + 1}:"
+                    " only the first is used"
+                )
+        return found
+
     def is_success(self, outcome: Outcome) -> bool:
         if outcome.timed_out or outcome.signal is not None or outcome.spawn_error:
             return False

@@ -35,8 +35,14 @@ def parse_duration(text: str) -> int:
         if value.startswith("-") and value.lstrip("-") not in ("0", ""):
             raise SpecError(f"invalid duration {text!r}: must not be negative")
         value = value[1:]
-    if _is_number(value):
-        return _scaled(value, SECOND, text)
+    total = _scaled(value, SECOND, text) if _is_number(value) else _sum_of_units(value, text)
+    if total == 0 and any(digit in value for digit in "123456789"):
+        # 0.0000000001s is not 0: it is below what longrun can measure.
+        raise SpecError(f"invalid duration {text!r}: shorter than 1ns, the smallest duration")
+    return total
+
+
+def _sum_of_units(value: str, text: str) -> int:
     total = 0
     pos = 0
     while pos < len(value):

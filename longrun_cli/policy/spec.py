@@ -144,14 +144,16 @@ def format_budget(retries: int | None, backoff: Backoff) -> str:
     return f"{budget}:{backoff.describe()}"
 
 
-def _budget_fields(option: str, spec: str, fields: list[str]) -> tuple[int | None, Backoff]:
+def _budget_fields(
+    option: str, spec: str, fields: list[str], hint: str = ""
+) -> tuple[int | None, Backoff]:
     if len(fields) > 2:
-        raise SpecError(f"invalid {option} {spec!r}: too many ':' fields")
+        raise SpecError(f"invalid {option} {spec!r}: too many ':' fields{hint}")
     try:
         retries = parse_retries(fields[0]) if fields else DEFAULT_RETRIES
         backoff = parse_backoff(fields[1]) if len(fields) > 1 else DEFAULT_BACKOFF
     except SpecError as exc:
-        raise SpecError(f"invalid {option} {spec!r}: {exc}") from None
+        raise SpecError(f"invalid {option} {spec!r}: {exc}{hint}") from None
     return retries, backoff
 
 
@@ -175,7 +177,9 @@ def parse_stderr_rule(spec: str) -> RetryRule:
         compile_pattern(head)
     except SpecError as exc:
         raise SpecError(f"invalid --retry-stderr {spec!r}: {exc}") from None
-    retries, backoff = _budget_fields("--retry-stderr", spec, rest)
+    # 'http://host' reads as REGEX 'http', RETRIES '//host': say how to write a colon.
+    hint = " (write a colon inside the regex as \\:)"
+    retries, backoff = _budget_fields("--retry-stderr", spec, rest, hint)
     return RetryRule(Matcher(stderr=head), retries, backoff)
 
 
@@ -192,5 +196,8 @@ def parse_signal_rule(spec: str) -> list[RetryRule]:
 
 def parse_timeout_rule(spec: str) -> RetryRule:
     """``[RETRIES][:BACKOFF]``: timed-out attempts are transient."""
-    retries, backoff = _budget_fields("--retry-timeout", spec, split_fields(spec))
+    # --retry-timeout takes an optional value, so `--retry-timeout sleep 5` reads
+    # the command as one: say how to end the options.
+    hint = "" if spec[:1].isdigit() or spec[:1] in ":i" else " (put -- before the command)"
+    retries, backoff = _budget_fields("--retry-timeout", spec, split_fields(spec), hint)
     return RetryRule(Matcher(timeout=True), retries, backoff)

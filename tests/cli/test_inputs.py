@@ -215,3 +215,75 @@ def test_a_task_name_that_is_not_utf8_reaches_systemd_without_a_crash(tmp_path):
     assert result.returncode == 75, result.stderr
     assert b"Traceback" not in result.stderr
     assert script.name
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["exec", "--log-format", "json", "--bogus", "--", "true"],
+        ["exec", "--log-format=json"],
+        ["group", "--log-format=json", "-t", "a=true", "--timeout", "5s"],
+    ],
+)
+def test_click_usage_errors_are_json_in_json_mode(capsys, argv):
+    """Unknown options and a missing command: one JSON line with a time, 125."""
+    status, out, err = call(argv, capsys)
+    assert (status, out) == (125, "")
+    (line,) = err.splitlines()
+    record = json.loads(line)
+    assert record["level"] == "error"
+    assert record["time"].endswith("Z")
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["completion"], "Choose from: bash, zsh, fish"),
+        (["group", "sleep", "1"], "use -t NAME=COMMAND"),
+        (["group", "-t", "a=true", "--timeout", "5s"], "--timeout is an exec option"),
+        (
+            ["exec", "--retry-stderr", "http://foo", "--", "true"],
+            "write a colon inside the regex as \\:",
+        ),
+        (["exec", "--retry-timeout", "sleep", "5"], "put -- before the command"),
+        (["exec", "--timeout", "0.0000000001", "--", "true"], "shorter than 1ns"),
+    ],
+)
+def test_messages_say_what_to_do(capsys, argv, fragment):
+    """The usual mistakes get one line that says what to write instead."""
+    status, _, err = call(argv, capsys)
+    assert status == 125
+    assert len(err.splitlines()) == 1, err
+    assert fragment in err
+    assert "\\n" not in err and "\\t" not in err
+
+
+def test_a_float_duration_in_toml_is_read_or_called_too_large(tmp_path):
+    """timeout = 1.5 is 1.5s; timeout = 1e308 is too large (it was "unknown unit 'e+'")."""
+    group = from_toml(write(tmp_path, '[tasks.a]\ncommand = "true"\ntimeout = 1.5\n'))
+    assert group.tasks[0].spec.timeout == 1_500_000_000
+    with pytest.raises(ConfigError, match="too large"):
+        from_toml(write(tmp_path, '[tasks.a]\ncommand = "true"\ntimeout = 1e308\n'))
+
+
+def test_a_missing_interpreter_is_not_called_command_not_found(tmp_path):
+    """#!/nonexistent/interp: 126 and 'bad interpreter', as a shell says, for a file that exists."""
+    script = tmp_path / "job.sh"
+    script.write_text("#!/nonexistent/interp\necho hi\n")
+    script.chmod(0o755)
+    result = subprocess.run([*LONGRUN, "exec", "--", str(script)], capture_output=True, check=False)
+    assert result.returncode == 126
+    assert b"bad interpreter /nonexistent/interp" in result.stderr
+    assert b"command not found" not in result.stderr
+
+
+def test_rules_that_can_never_fire_are_warned_about(capsys):
+    """A retried code that counts as success, and a repeated rule: a warning each, and the run goes on."""
+    status, _, err = call(
+        ["exec", "--dry-run", "--success-exit-code", "75", "--retry-exit-code", "75",
+         "--retry-exit-code", "3", "--retry-exit-code", "3:5", "--", "true"],
+        capsys,
+    )  # fmt: skip
+    assert status == 0
+    assert "rule 1 (exit 75) can never fire" in err
+    assert "rule 3 (exit 3) repeats rule 2" in err

@@ -255,7 +255,8 @@ def test_messages_say_what_to_do(capsys, argv, fragment):
     assert status == 125
     assert len(err.splitlines()) == 1, err
     assert fragment in err
-    assert "\\n" not in err and "\\t" not in err
+    assert "\\n" not in err
+    assert "\\t" not in err
 
 
 def test_a_float_duration_in_toml_is_read_or_called_too_large(tmp_path):

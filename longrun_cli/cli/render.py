@@ -42,7 +42,8 @@ def resolve_format(requested: str, stream: IO[str]) -> str:
         tty = False
     if os.environ.get("FORCE_COLOR"):
         return "color"
-    return "color" if tty and not os.environ.get("NO_COLOR") else "text"
+    # NO_COLOR removes the colour only (rich honours it): still the human format.
+    return "color" if tty else "text"
 
 
 class LogRenderer:
@@ -85,7 +86,7 @@ class LogRenderer:
             f"event={event.name}",
             f"msg={_logfmt(event.message)}",
         ]
-        parts += [f"{key}={_logfmt(value)}" for key, value in event.fields]
+        parts += [f"{key}={_logfmt(value)}" for key, value in event.fields if value is not None]
         return " ".join(parts)
 
     def _json(self, event: Event) -> str:
@@ -106,14 +107,23 @@ class LogRenderer:
         from rich.text import Text
 
         if self._console is None:
-            self._console = Console(file=self._stream, highlight=False, soft_wrap=True)
+            plain = bool(os.environ.get("NO_COLOR")) and not os.environ.get("FORCE_COLOR")
+            self._console = Console(
+                file=self._stream,
+                highlight=False,
+                soft_wrap=True,
+                # NO_COLOR: the same human lines, without a single escape sequence.
+                color_system=None if plain else "auto",
+            )
         text = Text()
-        text.append("longrun ", style="dim")
-        text.append(event.task, style="bold")
-        text.append(" " + event.message, style=_LEVEL_STYLES[event.level])
+        text.append("longrun", style="dim")
+        if event.task != "longrun":  # longrun's own events: not "longrun longrun ..."
+            text.append(" " + _printable(event.task), style="bold")
+        text.append(" " + _printable(event.message), style=_LEVEL_STYLES[event.level])
         for key, value in event.fields:
-            text.append(f" {key}=", style="dim")
-            text.append(str(value))
+            if value is not None:
+                text.append(f" {key}=", style="dim")
+                text.append(_printable(_plain(value)))
         self._console.print(text)
 
     def _write(self, line: str) -> None:
@@ -125,11 +135,31 @@ class LogRenderer:
             pass
 
 
+def _plain(value: object) -> str:
+    """A field's value as both formats write it: true/false, not True/False."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _printable(text: str) -> str:
+    """Every control character escaped: no field can forge a log line or drive a terminal."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else _escape(ch) for ch in text)
+
+
+def _escape(char: str) -> str:
+    named = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+    if char in named:
+        return named[char]
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
 def _logfmt(value: object) -> str:
-    text = str(value).lower() if isinstance(value, bool) else str(value)
+    text = _plain(value)
     if text and not any(ch in text for ch in ' "=\\') and text.isprintable():
         return text
-    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    escaped = _printable(text.replace("\\", "\\\\").replace('"', '\\"'))
     return '"' + escaped + '"'
 
 

@@ -119,11 +119,12 @@ class Runner:
             self._check_all_ready()
         if result.status in FAILURES and self._first_failure is None:
             self._first_failure = group_task.name
+            others = len(self._states) > 1
             self._emit(
                 group_task.name,
                 "stopping-group",
                 Level.ERROR,
-                "failed permanently: stopping the other tasks",
+                "failed permanently" + (": stopping the other tasks" if others else ""),
                 exit_status=result.exit_status,
             )
             self._stop.cancel()

@@ -206,8 +206,16 @@ class Task:
                 ended = self._on_failure(outcome, decision, budgets)
                 self._close_attempt(outcome, decision, ended)
                 return ended
+            if self._streak:  # after retries, success is news: say it at the default level
+                self._emit(
+                    "succeeded",
+                    Level.INFO,
+                    f"succeeded after {self._streak} {'retry' if self._streak == 1 else 'retries'}",
+                    run=self._runs,
+                )
+            else:
+                self._emit("succeeded", Level.DEBUG, "attempt succeeded", run=self._runs)
             self._streak = 0
-            self._emit("succeeded", Level.DEBUG, "attempt succeeded", run=self._runs)
             self._close_attempt(outcome, decision, None)
             if interval is None:
                 return TaskResult(TaskStatus.SUCCEEDED, 0, self._runs, outcome)
@@ -228,7 +236,7 @@ class Task:
         self, outcome: Outcome, decision: Decision, budgets: Budgets
     ) -> TaskResult | tuple[Decision, Budgets]:
         rule = self.spec.policy.rules[decision.rule] if decision.rule is not None else None
-        rule_text = rule.matcher.describe() if rule else "none"
+        rule_text = rule.matcher.describe() if rule else None  # JSON null, no text field
         self._emit(
             "attempt-failed",
             Level.WARNING,
@@ -373,7 +381,12 @@ class Task:
             self.spec.stop_signal, to_seconds(self.spec.kill_after), self._stop.kill_now
         )
         if killed:
-            self._emit("killed", Level.WARNING, "sent KILL after the grace period", pid=child.pid)
+            how = (
+                "at once (second signal)"
+                if self._stop.kill_now.done()
+                else "after the grace period"
+            )
+            self._emit("killed", Level.WARNING, f"sent KILL {how}", pid=child.pid)
         status = await child.wait()
         if reason == "timeout":
             return Outcome(exit_code=status.code, timed_out=True, stderr_hits=status.stderr_hits)

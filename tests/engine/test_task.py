@@ -293,3 +293,12 @@ def test_unlimited_retries_keep_going():
     """inf retries: 50 failures in a row are all retried."""
     result, _, _ = run(spec(policy=rules("75:inf:1ms")), [fail(75)] * 50 + [Script()])
     assert (result.status, result.runs) == (TaskStatus.SUCCEEDED, 51)
+
+
+def test_success_after_retries_is_said_at_the_default_level():
+    """Exit 75 once, then 0: "succeeded after 1 retry" at INFO (a first-try success stays DEBUG)."""
+    from longrun_cli.engine.events import Level
+
+    _, _, sink = run(spec(policy=rules("75:3:1s")), [fail(75), Script()])
+    (event,) = [e for e in sink.events if e.name == "succeeded"]
+    assert (event.level, event.message) == (Level.INFO, "succeeded after 1 retry")

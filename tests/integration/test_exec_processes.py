@@ -118,6 +118,8 @@ def test_second_sigterm_skips_the_grace_period(tmp_path: Path):
     assert seconds < 5
     assert status == -signal.SIGTERM
     assert b"killing the commands now" in log.read_bytes()
+    assert b"sent KILL at once (second signal)" in log.read_bytes()
+    assert b"after the grace period" not in log.read_bytes()
 
 
 def test_timeout_kills_the_whole_process_group(tmp_path: Path, reap_strays: list[int]):

@@ -225,3 +225,11 @@ def test_group_dry_run_shows_start_and_shutdown_order(tmp_path):
     assert result.returncode == 0
     assert "  0. migrate\n  1. web\n" in out
     assert "shutdown order (hooks, within 30s in all): web, migrate" in out
+
+
+def test_a_one_task_group_does_not_speak_of_other_tasks():
+    """A single failing task: "failed permanently", not "stopping the other tasks"."""
+    result = longrun("group", "-t", "a=false")
+    assert result.returncode == 1
+    assert b'msg="failed permanently"' in result.stderr
+    assert b"other tasks" not in result.stderr

@@ -83,10 +83,11 @@ def test_logs_are_coloured_on_a_terminal():
 
 
 def test_no_color_turns_colour_off_on_a_terminal():
-    """NO_COLOR=1 on a TTY: no escapes at all."""
+    """NO_COLOR=1 on a TTY: no escapes at all, and still the human format (not key=value)."""
     output, _ = run_in_pty(["exec", "--", "false"], plain_env(NO_COLOR="1"))
     assert b"permanent failure" in output
     assert ESC not in output
+    assert b"level=" not in output
 
 
 def test_no_colour_through_a_pipe_unless_forced():

@@ -6,6 +6,7 @@ Decisions come from the pure policy; this module only sequences them in time.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 from collections.abc import Callable, Mapping
@@ -367,6 +368,9 @@ class Task:
             status = await child.wait()
             if status.output_held:
                 self._emit_output_held()
+            if await self._terminal_stopped_us(status):
+                self._abandon_attempt("stopped", None)
+                return Interrupt.STOP
             return _outcome(status)
         # A requested stop (a signal, or another task of the group failing) is not
         # an error of this task: -q must stay quiet on `systemctl stop`.
@@ -395,6 +399,19 @@ class Task:
             return Interrupt.DEADLINE
         self._abandon_attempt("stopped", None)
         return Interrupt.STOP
+
+    async def _terminal_stopped_us(self, status: ExitStatus) -> bool:
+        """Ctrl-C under --foreground: the terminal signalled the command and longrun alike.
+
+        The command may be reaped before longrun's own handler has run; give that
+        handler a moment, so the run ends "stopped on request", not as a failure.
+        """
+        if not self.spec.foreground or status.signal not in _TERMINAL_SIGNALS:
+            return False
+        if not self._stop.is_requested:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._stop.requested), _TERMINAL_PATIENCE)
+        return self._stop.signal == status.signal
 
     async def _race(self, exited: asyncio.Future[int], timeout: float | None) -> str | None:
         """Wait for the command to exit; name what came first if it was not the command."""
@@ -508,6 +525,12 @@ class Task:
     def _emit(self, name: str, level: Level, message: str, **fields: object) -> None:
         ids = (self._attempt_trace or self._trace).log_ids()
         self._sink.emit(Event(name, self.spec.name, level, message, (*fields.items(), *ids)))
+
+
+# Signals a terminal sends its foreground group (Ctrl-C, Ctrl-\\), and how long
+# longrun waits for its own copy after the command died of one.
+_TERMINAL_SIGNALS = (signal.SIGINT, signal.SIGQUIT)
+_TERMINAL_PATIENCE = 0.2
 
 
 def _next_after(tick: float, interval: float, now: float) -> float:

@@ -118,3 +118,16 @@ def test_second_ctrl_c_kills_at_once_and_says_so():
     assert status == -signal.SIGINT
     assert b"stopping gracefully" in output
     assert b"killing the commands now" in output
+
+
+def test_ctrl_c_under_foreground_is_a_stop_not_a_failure():
+    """Ctrl-C reaches the command and longrun at once: "stopped on request", exit by INT."""
+    output, status = run_in_pty(
+        ["exec", "-v", "--foreground", "--", "sleep", "30"],
+        plain_env(NO_COLOR="1"),
+        keys=[(0.3, b"\x03")],
+        after=b"attempt started",
+    )
+    assert b"stopped on request" in output, output
+    assert b"permanent failure" not in output
+    assert status in (-signal.SIGINT, 128 + signal.SIGINT)

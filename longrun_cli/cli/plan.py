@@ -7,6 +7,7 @@ that builds the same plan again.
 
 from __future__ import annotations
 
+import os
 import shlex
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +32,7 @@ def describe_plan(spec: TaskSpec) -> str:
     first = f"after {format_duration(spec.delay)}" if spec.delay else "now"
     lines = [
         f"task:        {spec.name}",
-        f"command:     {shlex.join(spec.argv)}",
+        f"command:     {shlex.join(spec.argv)}{_command_check(spec)}",
         f"schedule:    {schedule} (first run {first})",
         f"timeout:     {dur(spec.timeout)} per attempt",
         f"deadline:    {dur(spec.deadline)}",
@@ -43,6 +44,9 @@ def describe_plan(spec: TaskSpec) -> str:
     lines.append("success:     exit " + ",".join(str(code) for code in success))
     if spec.policy.jitter:
         lines.append(f"jitter:      each delay drawn from [d×{1 - spec.policy.jitter:g}, d]")
+    if spec.cwd is not None:
+        missing = "" if os.path.isdir(spec.cwd) else "  (not found: the run would fail, 127)"
+        lines.append(f"cwd:         {spec.cwd}{missing}")
     if spec.shutdown:
         lines.append(
             f"shutdown:    sh -c {shlex.quote(spec.shutdown)} "
@@ -52,11 +56,12 @@ def describe_plan(spec: TaskSpec) -> str:
         lines.append("retry rules: none; any failure is permanent")
         return "\n".join(lines) + "\n"
     lines.append("retry rules (checked in this order, first match wins):")
+    width = len(str(len(spec.policy.rules)))  # 1. … 10. line up
     for number, rule in enumerate(spec.policy.rules, start=1):
-        lines.append(f"  {number}. {rule.describe()}")
+        lines.append(f"  {number:>{width}}. {rule.describe()}")
         delays = " ".join(format_duration(d) for d in _shown_delays(rule))
         suffix = " …" if rule.retries is None else ""
-        lines.append(f"     delays: {delays}{suffix}")
+        lines.append(f"  {'':>{width}}  delays: {delays}{suffix}")
     lines.append("any other failure is permanent")
     return "\n".join(lines) + "\n"
 
@@ -87,6 +92,18 @@ def describe_group(group: GroupSpec) -> str:
         + ", ".join(group.shutdown_order())
     )
     return "\n".join(lines) + "\n"
+
+
+def _command_check(spec: TaskSpec) -> str:
+    """What a dry run can tell of the command without running it: is it there at all?"""
+    import shutil
+
+    command = spec.argv[0]
+    if "/" in command:
+        path = os.path.join(spec.cwd or "", command)
+        return "" if os.path.exists(path) else "  (not found: the run would fail, 127)"
+    found = shutil.which(command, path=spec.env.get("PATH", os.environ.get("PATH")))
+    return "" if found else "  (not found on PATH: the run would fail, 127)"
 
 
 def to_json(record: dict[str, Any]) -> str:

@@ -288,3 +288,24 @@ def test_rules_that_can_never_fire_are_warned_about(capsys):
     assert status == 0
     assert "rule 1 (exit 75) can never fire" in err
     assert "rule 3 (exit 3) repeats rule 2" in err
+
+
+def test_a_dry_run_says_when_the_command_or_cwd_is_missing(capsys, tmp_path):
+    """--dry-run validates what it can: a command not on PATH, a TOML cwd that does not exist."""
+    status, out, _ = call(["exec", "--dry-run", "--", "no-such-command-here"], capsys)
+    assert status == 0
+    assert "not found on PATH: the run would fail, 127" in out
+    config = write(tmp_path, '[tasks.a]\ncommand = "true"\ncwd = "missing-dir"\n')
+    status, out, _ = call(["group", "--dry-run", str(config)], capsys)
+    assert status == 0
+    assert "missing-dir  (not found" in out
+    assert "command:     true\n" in out
+
+
+def test_rule_numbers_line_up_from_ten(capsys):
+    """Twelve rules: ' 9.' and '10.' end in the same column."""
+    codes = [arg for code in range(64, 76) for arg in ("--retry-exit-code", str(code))]
+    _, out, _ = call(["exec", "--dry-run", *codes, "--", "true"], capsys)
+    nine = next(line for line in out.splitlines() if "9. exit" in line)
+    ten = next(line for line in out.splitlines() if "10. exit" in line)
+    assert nine.index(".") == ten.index(".")

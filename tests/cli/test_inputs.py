@@ -309,3 +309,27 @@ def test_rule_numbers_line_up_from_ten(capsys):
     nine = next(line for line in out.splitlines() if "9. exit" in line)
     ten = next(line for line in out.splitlines() if "10. exit" in line)
     assert nine.index(".") == ten.index(".")
+
+
+EXEC_VALUED = ["interval", "delay", "timeout", "deadline", "stop-signal", "kill-after", "jitter",
+               "retry-exit-code", "retry-stderr", "retry-signal", "retry-timeout",
+               "success-exit-code", "shutdown-timeout", "name", "log-format"]  # fmt: skip
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.lists(st.tuples(st.sampled_from(EXEC_VALUED), st.text(max_size=30)), max_size=4),
+    st.sampled_from(["text", "json"]),
+)
+def test_any_values_give_a_plan_or_one_printable_line(capsys, options, mode):
+    """Arbitrary text (control characters, newlines, any script) in any option: 0, or 125 and one line."""
+    argv = [f"--{name}={value}" for name, value in options]
+    status, out, err = call(
+        ["exec", "--dry-run", f"--log-format={mode}", *argv, "--", "true"], capsys
+    )
+    assert status in (0, 125), err
+    if status == 125:
+        lines = err.splitlines()
+        assert len(lines) == 1, err
+        assert lines[0].isprintable(), repr(lines[0])
+        assert out == ""

@@ -234,7 +234,7 @@ shutdown_timeout = "30s"     # all hooks together
 kill_after = "10s"           # default grace period before SIGKILL
 
 [tasks.migrate]
-command = ["./migrate", "--up"]          # list = argv, string = run by sh -c
+command = ["./migrate", "--up"]          # list = argv; string = a command line
 retry = [
   { exit_codes = [75], retries = 5, backoff = "2s,60s,3" },
   { stderr = "connection refused", retries = "inf", backoff = "100ms,2s" },
@@ -257,7 +257,11 @@ interval = "10s"
 """
 
 GROUP_KEYS = [
-    ("command", "A list (argv, no shell) or a string (run by sh -c). Required."),
+    (
+        "command",
+        "A list (argv, no shell) or a string: plain words run directly, anything a shell "
+        "must interpret (quotes, $, |, &&, redirections, globs) under sh -c. Required.",
+    ),
     (
         "interval, delay, timeout, deadline, stop_signal, kill_after, jitter, "
         "shutdown, shutdown_timeout, foreground",
@@ -349,16 +353,22 @@ def main_page() -> str:
         roff(cli.help or ""),
         ".SH COMMANDS",
     ]
+    # Only the commands with a page of their own are cited (no longrun-completion(1)).
+    paged = sorted(name.removeprefix("longrun-").removesuffix(".1") for name in _PAGED)
     for name, command in sorted(cli.commands.items()):
         lines += [".TP", f"\\fB{roff(name)}\\fR", roff(command.get_short_help_str(limit=200))]
-        lines.append(f"See \\fBlongrun\\-{roff(name)}\\fR(1).")
+        if name in paged:
+            lines.append(f"See \\fBlongrun\\-{roff(name)}\\fR(1).")
     lines += [
         ".SH EXIT STATUS",
         *_tagged(EXIT_STATUS),
         ".SH SEE ALSO",
-        ", ".join(f"\\fBlongrun\\-{roff(name)}\\fR(1)" for name in sorted(cli.commands)),
+        ", ".join(f"\\fBlongrun\\-{roff(name)}\\fR(1)" for name in paged),
     ]
     return "\n".join(lines) + "\n"
+
+
+_PAGED = ("longrun-exec.1", "longrun-group.1")
 
 
 def pages() -> dict[str, str]:

@@ -68,8 +68,8 @@ class LogRenderer:
         self._write(line + "\n")
 
     def error(self, message: str) -> None:
-        """longrun's own failure (bad usage): always shown, one line."""
-        message = message.replace("\n", "\\n").replace("\r", "\\r")
+        """longrun's own failure (bad usage): always shown, one line of printable text."""
+        message = _printable(message)
         if self._format == "json":
             import json
 

@@ -298,14 +298,15 @@ class _TomlLoader:
         """Best effort: the line of the table header, then of the key inside it."""
         if not where:
             return None
+        # A table of its own ([tasks.a.extra], [task.web]): the line of its header.
+        own = _header_pattern(where, prefix=True)
+        found = next((n for n, line in enumerate(self.lines) if own.match(line)), None)
+        if found is not None:
+            return found + 1
         table, key = where[:2], where[2] if len(where) > 2 else None
         if where[0] == "runner" or len(where) == 1:
             table, key = where[:1], where[1] if len(where) > 1 else None
-        header = re.compile(
-            r"^\s*\[\s*"
-            + r"\s*\.\s*".join(rf"(?:{re.escape(p)}|\"{re.escape(p)}\")" for p in table)
-            + r"\s*\]"
-        )
+        header = _header_pattern(table, prefix=False)
         start = next((n for n, line in enumerate(self.lines) if header.match(line)), None)
         if start is None:
             return None
@@ -386,7 +387,7 @@ class _TomlLoader:
                 (*where, "stop_signal"), table["stop_signal"], _signal
             )
         if "shutdown" in table:
-            fields["shutdown"] = self.value((*where, "shutdown"), table["shutdown"], _string)
+            fields["shutdown"] = self.value((*where, "shutdown"), table["shutdown"], _hook)
         if "foreground" in table:
             fields["foreground"] = self.value((*where, "foreground"), table["foreground"], _bool)
         if "env" in table:
@@ -491,12 +492,19 @@ class _TomlLoader:
         return self.value(key, fields, lambda f: ReadyProbe(**f))
 
 
+def _header_pattern(path: tuple[str, ...], *, prefix: bool) -> re.Pattern[str]:
+    """``[a.b]`` (or, with ``prefix``, ``[a.b.more]`` too), bare or quoted keys."""
+    dotted = r"\s*\.\s*".join(rf"(?:{re.escape(p)}|\"{re.escape(p)}\")" for p in path)
+    end = r"\s*[.\]]" if prefix else r"\s*\]"
+    return re.compile(r"^\s*\[\[?\s*" + dotted + end)
+
+
 # --- value parsers: each raises SpecError naming the bad value -----------------------
 
 
 def _duration(raw: Any) -> int:
     if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
-        raise SpecError(f'expected a duration like "30s", got {raw!r}')
+        raise SpecError(f'expected a duration like "30s", got {_toml(raw)}')
     if isinstance(raw, (int, float)) and raw < 0:
         raise SpecError(f"invalid duration {raw}: must not be negative")
     if isinstance(raw, float):
@@ -510,7 +518,7 @@ def _duration(raw: Any) -> int:
 def _positive_duration(raw: Any) -> int:
     value = _duration(raw)
     if value <= 0:
-        raise SpecError(f"must be > 0, got {raw!r}")
+        raise SpecError(f"must be > 0, got {_toml(raw)}")
     return value
 
 
@@ -523,12 +531,14 @@ def _command(raw: Any) -> tuple[str, ...]:
         if not raw or not raw[0]:
             raise SpecError("empty command")
         return tuple(raw)
-    raise SpecError(f"expected a string (run by sh -c) or a list of strings (argv), got {raw!r}")
+    raise SpecError(
+        f"expected a string (run by sh -c) or a list of strings (argv), got {_toml(raw)}"
+    )
 
 
 def _string(raw: Any) -> str:
     if not isinstance(raw, str) or not raw:
-        raise SpecError(f"expected a non-empty string, got {raw!r}")
+        raise SpecError(f"expected a non-empty string, got {_toml(raw)}")
     return raw
 
 
@@ -539,34 +549,61 @@ def _path(raw: Any) -> str:
     return path
 
 
+def _toml(raw: Any) -> str:
+    """A value as it reads in TOML (true, [1, "a"]), not as Python prints it (True, ['a'])."""
+    import json
+
+    if isinstance(raw, dict):
+        return "{ " + ", ".join(f"{key} = {_toml(value)}" for key, value in raw.items()) + " }"
+    if isinstance(raw, list):
+        return "[" + ", ".join(_toml(item) for item in raw) + "]"
+    return json.dumps(raw, ensure_ascii=True)
+
+
+def _hook(raw: Any) -> str:
+    """A string for ``sh -c``, or a list (argv, as ``command`` takes), quoted for it."""
+    if isinstance(raw, list) and raw and all(isinstance(part, str) for part in raw):
+        import shlex
+
+        return shlex.join(raw)
+    if not isinstance(raw, str) or not raw:
+        raise SpecError(
+            f"expected a command: a non-empty string or a list of strings, got {_toml(raw)}"
+        )
+    return raw
+
+
 def _strings(raw: Any) -> list[str]:
-    if isinstance(raw, str):
-        return [raw]
-    if isinstance(raw, list) and all(isinstance(item, str) for item in raw):
-        return raw
-    raise SpecError(f"expected a string or a list of strings, got {raw!r}")
+    # Numbers are taken as they are written: retry_exit_code = 75 is "75".
+    if isinstance(raw, (str, int)) and not isinstance(raw, bool):
+        return [str(raw)]
+    if isinstance(raw, list) and all(
+        isinstance(item, (str, int)) and not isinstance(item, bool) for item in raw
+    ):
+        return [str(item) for item in raw]
+    raise SpecError(f"expected a string or a list of strings, got {_toml(raw)}")
 
 
 def _bool(raw: Any) -> bool:
     if not isinstance(raw, bool):
-        raise SpecError(f"expected true or false, got {raw!r}")
+        raise SpecError(f"expected true or false, got {_toml(raw)}")
     return raw
 
 
 def _env(raw: Any) -> dict[str, str]:
     if not isinstance(raw, dict):
-        raise SpecError(f'expected a table of NAME = "value", got {raw!r}')
+        raise SpecError(f'expected a table of NAME = "value", got {_toml(raw)}')
     env: dict[str, str] = {}
     for name, value in raw.items():
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            raise SpecError(f"{name}: expected a string or number, got {value!r}")
+            raise SpecError(f"{name}: expected a string or number, got {_toml(value)}")
         env[name] = str(value)
     return env
 
 
 def _signal(raw: Any) -> int:
     if isinstance(raw, bool) or not isinstance(raw, (str, int)):
-        raise SpecError(f"expected a signal name or number, got {raw!r}")
+        raise SpecError(f"expected a signal name or number, got {_toml(raw)}")
     return parse_signal(str(raw))
 
 
@@ -591,20 +628,20 @@ def _codes(raw: Any) -> frozenset[int]:
     codes: set[int] = set()
     for item in items:
         if isinstance(item, bool) or not isinstance(item, (int, str)):
-            raise SpecError(f'expected exit codes like [75] or "64-78", got {raw!r}')
+            raise SpecError(f'expected exit codes like [75] or "64-78", got {_toml(raw)}')
         codes |= parse_codes(str(item))
     return frozenset(codes)
 
 
 def _retries(raw: Any) -> int | None:
     if isinstance(raw, bool) or not isinstance(raw, (str, int)):
-        raise SpecError(f'expected an integer >= 1 or "inf", got {raw!r}')
+        raise SpecError(f'expected an integer >= 1 or "inf", got {_toml(raw)}')
     return parse_retries(str(raw))
 
 
 def _backoff(raw: Any) -> Backoff:
     if not isinstance(raw, str):
-        raise SpecError(f'expected a backoff like "2s,60s,3", got {raw!r}')
+        raise SpecError(f'expected a backoff like "2s,60s,3", got {_toml(raw)}')
     return parse_backoff(raw)
 
 
@@ -616,7 +653,7 @@ def _regex(raw: Any) -> str:
 
 def _ratio(raw: Any) -> float:
     if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not 0 <= raw <= 1:
-        raise SpecError(f"expected a number from 0 to 1, got {raw!r}")
+        raise SpecError(f"expected a number from 0 to 1, got {_toml(raw)}")
     return float(raw)
 
 
@@ -624,5 +661,5 @@ def _timeout_rule(raw: Any) -> RetryRule:
     if isinstance(raw, int) and not isinstance(raw, bool):
         raw = str(raw)
     if not isinstance(raw, str):
-        raise SpecError(f'expected true or "[RETRIES][:BACKOFF]", got {raw!r}')
+        raise SpecError(f'expected true or "[RETRIES][:BACKOFF]", got {_toml(raw)}')
     return parse_timeout_rule(raw)

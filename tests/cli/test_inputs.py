@@ -333,3 +333,34 @@ def test_any_values_give_a_plan_or_one_printable_line(capsys, options, mode):
         assert len(lines) == 1, err
         assert lines[0].isprintable(), repr(lines[0])
         assert out == ""
+
+
+def test_toml_errors_point_at_the_right_line(tmp_path):
+    """An unknown sub-table on line 3 is reported on line 3 (it said 1); [task.web] on line 1."""
+    with pytest.raises(ConfigError, match=r":3: tasks\.a\.extra: unknown key"):
+        from_toml(write(tmp_path, '[tasks.a]\ncommand = "true"\n[tasks.a.extra]\nx = 1\n'))
+    with pytest.raises(ConfigError, match=r":1: task: unknown key"):
+        from_toml(write(tmp_path, '[task.web]\ncommand = "true"\n'))
+
+
+def test_toml_values_are_shown_as_toml_not_python(tmp_path):
+    """got 1 / got [1, "a"] / got true: never True or ['a']."""
+    with pytest.raises(ConfigError) as info:
+        from_toml(write(tmp_path, '[tasks.a]\ncommand = "true"\ntimeout = [1, "a"]\n'))
+    assert 'got [1, "a"]' in str(info.value)
+    with pytest.raises(ConfigError) as info:
+        from_toml(write(tmp_path, '[tasks.a]\ncommand = "true"\nforeground = "yes"\n'))
+    assert 'got "yes"' in str(info.value)
+
+
+def test_codes_as_numbers_and_hooks_as_lists_are_taken(tmp_path):
+    """retry_exit_code = 75 (a number) and shutdown = ["echo", "bye"] (argv) load."""
+    group = from_toml(
+        write(
+            tmp_path,
+            '[tasks.a]\ncommand = "true"\nretry_exit_code = 75\nshutdown = ["echo", "it\'s done"]\n',
+        )
+    )
+    spec = group.tasks[0].spec
+    assert [rule.matcher.exit_codes for rule in spec.policy.rules] == [frozenset({75})]
+    assert spec.shutdown == "echo 'it'\"'\"'s done'"

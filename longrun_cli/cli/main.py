@@ -60,7 +60,7 @@ def output_options(function: F) -> F:
                 show_default=True,
                 help="auto: colour on a terminal, key=value text otherwise.",
             ),
-            click.option("-v", "--verbose", count=True, help="More logging (repeatable)."),
+            click.option("-v", "--verbose", count=True, help="More logging: debug events too."),
             click.option(
                 "-q", "--quiet", count=True, help="Less logging: -q errors only, -qq nothing."
             ),

@@ -6,16 +6,15 @@ the key, with a "did you mean" for misspelt keys.
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import stat
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from longrun_cli.policy.backoff import Backoff
+from longrun_cli.cli import toml_values as values
+from longrun_cli.cli.toml_values import shell
 from longrun_cli.policy.decision import RetryPolicy
-from longrun_cli.policy.duration import MAX_DURATION, SECOND, parse_duration
 from longrun_cli.policy.errors import SpecError
 from longrun_cli.policy.group import (
     DEFAULT_SHUTDOWN_TIMEOUT,
@@ -24,17 +23,12 @@ from longrun_cli.policy.group import (
     GroupTask,
     ReadyProbe,
 )
-from longrun_cli.policy.matcher import Matcher, compile_pattern
+from longrun_cli.policy.matcher import Matcher
 from longrun_cli.policy.rule import RetryRule
-from longrun_cli.policy.signals import parse_signal
 from longrun_cli.policy.spec import (
-    parse_backoff,
-    parse_codes,
     parse_exit_code_rule,
-    parse_retries,
     parse_signal_rule,
     parse_stderr_rule,
-    parse_timeout_rule,
 )
 from longrun_cli.policy.taskspec import TaskSpec
 
@@ -77,70 +71,6 @@ class ConfigError(SpecError):
 
 
 # Characters that give a command line meaning only a shell can supply.
-_SHELL_SYNTAX = frozenset("$`\\\"'*?[]~|&;<>(){}#=%!\n")
-# Words a shell runs itself (keywords and builtins with no binary of the same effect).
-_SHELL_WORDS = frozenset(
-    [
-        "exec",
-        "cd",
-        "export",
-        "set",
-        "unset",
-        "eval",
-        ".",
-        "source",
-        "alias",
-        "ulimit",
-        "umask",
-        "trap",
-        "wait",
-        "read",
-        "shift",
-        "readonly",
-        "return",
-        "exit",
-        "break",
-        "continue",
-        "times",
-        "if",
-        "then",
-        "else",
-        "elif",
-        "fi",
-        "for",
-        "while",
-        "until",
-        "do",
-        "done",
-        "case",
-        "esac",
-        "function",
-        "local",
-        "command",
-        "type",
-        "hash",
-        "jobs",
-        "fg",
-        "bg",
-    ]
-)
-
-
-def shell(command: str) -> tuple[str, ...]:
-    """argv for a command string: direct when it is plain words, else ``sh -c``.
-
-    ``sleep 60`` and ``sh -c "sleep 60"`` behave the same, but the direct form
-    costs one process less and receives signals itself. A leading ``exec`` is
-    what that would do anyway.
-    """
-    words = command.split()
-    if words and words[0] == "exec":
-        words = words[1:]
-    if words and words[0] not in _SHELL_WORDS and not _SHELL_SYNTAX.intersection(command):
-        return tuple(words)
-    return ("/bin/sh", "-c", command)
-
-
 # --- -t NAME=COMMAND ---------------------------------------------------------------
 
 
@@ -350,10 +280,12 @@ class _TomlLoader:
             shutdown_timeout = DEFAULT_SHUTDOWN_TIMEOUT
             if "shutdown_timeout" in runner:
                 shutdown_timeout = self.value(
-                    ("runner", "shutdown_timeout"), runner["shutdown_timeout"], _duration
+                    ("runner", "shutdown_timeout"), runner["shutdown_timeout"], values.as_duration
                 )
         if kill_after is None and "kill_after" in runner:
-            kill_after = self.value(("runner", "kill_after"), runner["kill_after"], _duration)
+            kill_after = self.value(
+                ("runner", "kill_after"), runner["kill_after"], values.as_duration
+            )
         tasks = data.get("tasks")
         if not isinstance(tasks, dict) or not tasks:
             raise self.error(("tasks",), "define at least one [tasks.NAME] table")
@@ -372,28 +304,30 @@ class _TomlLoader:
         self.check_keys(where, table, TASK_KEYS)
         if "command" not in table:
             raise self.error(where, "missing key 'command'")
-        argv = self.value((*where, "command"), table["command"], _command)
+        argv = self.value((*where, "command"), table["command"], values.as_command)
         fields: dict[str, Any] = {"name": name, "argv": argv}
         for key in ("interval", "timeout", "deadline"):
             if key in table:
-                fields[key] = self.value((*where, key), table[key], _positive_duration)
+                fields[key] = self.value((*where, key), table[key], values.as_positive_duration)
         for key in ("delay", "kill_after", "shutdown_timeout"):
             if key in table:
-                fields[key] = self.value((*where, key), table[key], _duration)
+                fields[key] = self.value((*where, key), table[key], values.as_duration)
         if "kill_after" not in fields and kill_after is not None:
             fields["kill_after"] = kill_after
         if "stop_signal" in table:
             fields["stop_signal"] = self.value(
-                (*where, "stop_signal"), table["stop_signal"], _signal
+                (*where, "stop_signal"), table["stop_signal"], values.as_signal
             )
         if "shutdown" in table:
-            fields["shutdown"] = self.value((*where, "shutdown"), table["shutdown"], _hook)
+            fields["shutdown"] = self.value((*where, "shutdown"), table["shutdown"], values.as_hook)
         if "foreground" in table:
-            fields["foreground"] = self.value((*where, "foreground"), table["foreground"], _bool)
+            fields["foreground"] = self.value(
+                (*where, "foreground"), table["foreground"], values.as_bool
+            )
         if "env" in table:
-            fields["env"] = self.value((*where, "env"), table["env"], _env)
+            fields["env"] = self.value((*where, "env"), table["env"], values.as_env)
         if "cwd" in table:
-            cwd = self.value((*where, "cwd"), table["cwd"], _path)
+            cwd = self.value((*where, "cwd"), table["cwd"], values.as_path)
             base = os.path.dirname(os.path.abspath(self.path))
             fields["cwd"] = os.path.realpath(os.path.join(base, cwd))
         fields["policy"] = self.policy(where, table)
@@ -413,32 +347,34 @@ class _TomlLoader:
             ("retry_exit_code", parse_exit_code_rule),
             ("retry_signal", parse_signal_rule),
         ):
-            for spec in self.value((*where, key), table.get(key, []), _strings):
+            for spec in self.value((*where, key), table.get(key, []), values.as_strings):
                 rules += self.value((*where, key), spec, parse)
-        for spec in self.value((*where, "retry_stderr"), table.get("retry_stderr", []), _strings):
+        for spec in self.value(
+            (*where, "retry_stderr"), table.get("retry_stderr", []), values.as_strings
+        ):
             rules.append(self.value((*where, "retry_stderr"), spec, parse_stderr_rule))
         if "retry_timeout" in table:
             raw = table["retry_timeout"]
             spec = "" if raw is True else raw
-            rules.append(self.value((*where, "retry_timeout"), spec, _timeout_rule))
+            rules.append(self.value((*where, "retry_timeout"), spec, values.as_timeout_rule))
         success: frozenset[int] = frozenset()
         if "success_exit_codes" in table:
             success = self.value(
-                (*where, "success_exit_codes"), table["success_exit_codes"], _codes
+                (*where, "success_exit_codes"), table["success_exit_codes"], values.as_codes
             )
-        jitter = self.value((*where, "jitter"), table.get("jitter", 0.0), _ratio)
+        jitter = self.value((*where, "jitter"), table.get("jitter", 0.0), values.as_ratio)
         return self.value(where, rules, lambda r: RetryPolicy.build(r, success, jitter))
 
     def rule(self, where: tuple[str, ...], rule: Any) -> list[RetryRule]:
         if not isinstance(rule, dict):
             raise self.error(where, "each entry must be a table like { exit_codes = [75] }")
         self.check_keys(where, rule, RULE_KEYS)
-        retries = self.value((*where, "retries"), rule.get("retries", ""), _retries)
-        backoff = self.value((*where, "backoff"), rule.get("backoff", ""), _backoff)
+        retries = self.value((*where, "retries"), rule.get("retries", ""), values.as_retries)
+        backoff = self.value((*where, "backoff"), rule.get("backoff", ""), values.as_backoff)
         stderr = None
         if "stderr" in rule:
-            stderr = self.value((*where, "stderr"), rule["stderr"], _regex)
-        timeout = self.value((*where, "timeout"), rule.get("timeout", False), _bool)
+            stderr = self.value((*where, "stderr"), rule["stderr"], values.as_regex)
+        timeout = self.value((*where, "timeout"), rule.get("timeout", False), values.as_bool)
         matchers: list[Matcher] = []
         if "exit_codes" in rule and "signals" in rule:
             # An attempt either exits or is killed: such a rule could never fire.
@@ -446,10 +382,10 @@ class _TomlLoader:
         if timeout and len(rule.keys() & {"exit_codes", "signals", "stderr"}):
             raise self.error(where, "timeout = true cannot be combined with other conditions")
         if "exit_codes" in rule:
-            codes = self.value((*where, "exit_codes"), rule["exit_codes"], _codes)
+            codes = self.value((*where, "exit_codes"), rule["exit_codes"], values.as_codes)
             matchers = [Matcher(exit_codes=frozenset({c}), stderr=stderr) for c in sorted(codes)]
         elif "signals" in rule:
-            signals = self.value((*where, "signals"), rule["signals"], _signals)
+            signals = self.value((*where, "signals"), rule["signals"], values.as_signals)
             matchers = [Matcher(signals=frozenset({s}), stderr=stderr) for s in signals]
         elif stderr is not None:
             matchers = [Matcher(stderr=stderr)]
@@ -462,7 +398,9 @@ class _TomlLoader:
     def depends(self, where: tuple[str, ...], raw: Any) -> tuple[tuple[str, Condition], ...]:
         key = (*where, "depends_on")
         if isinstance(raw, list):
-            return tuple((self.value(key, name, _string), Condition.STARTED) for name in raw)
+            return tuple(
+                (self.value(key, name, values.as_string), Condition.STARTED) for name in raw
+            )
         if not isinstance(raw, dict):
             raise self.error(key, 'must be a table like { migrate = "succeeded" } or a list')
         result: list[tuple[str, Condition]] = []
@@ -483,12 +421,12 @@ class _TomlLoader:
         self.check_keys(key, raw, READY_KEYS)
         fields: dict[str, Any] = {}
         if "stdout" in raw:
-            fields["stdout"] = self.value((*key, "stdout"), raw["stdout"], _regex)
+            fields["stdout"] = self.value((*key, "stdout"), raw["stdout"], values.as_regex)
         if "command" in raw:
-            fields["command"] = self.value((*key, "command"), raw["command"], _string)
+            fields["command"] = self.value((*key, "command"), raw["command"], values.as_string)
         for name in ("interval", "timeout"):
             if name in raw:
-                fields[name] = self.value((*key, name), raw[name], _positive_duration)
+                fields[name] = self.value((*key, name), raw[name], values.as_positive_duration)
         return self.value(key, fields, lambda f: ReadyProbe(**f))
 
 
@@ -497,169 +435,3 @@ def _header_pattern(path: tuple[str, ...], *, prefix: bool) -> re.Pattern[str]:
     dotted = r"\s*\.\s*".join(rf"(?:{re.escape(p)}|\"{re.escape(p)}\")" for p in path)
     end = r"\s*[.\]]" if prefix else r"\s*\]"
     return re.compile(r"^\s*\[\[?\s*" + dotted + end)
-
-
-# --- value parsers: each raises SpecError naming the bad value -----------------------
-
-
-def _duration(raw: Any) -> int:
-    if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
-        raise SpecError(f'expected a duration like "30s", got {_toml(raw)}')
-    if isinstance(raw, (int, float)) and raw < 0:
-        raise SpecError(f"invalid duration {raw}: must not be negative")
-    if isinstance(raw, float):
-        # str(1e308) is "1e+308", which no duration syntax reads: write it out.
-        if not math.isfinite(raw) or raw > MAX_DURATION / SECOND:
-            raise SpecError(f"invalid duration {raw}: too large")
-        return parse_duration(f"{raw:.9f}")
-    return parse_duration(str(raw))
-
-
-def _positive_duration(raw: Any) -> int:
-    value = _duration(raw)
-    if value <= 0:
-        raise SpecError(f"must be > 0, got {_toml(raw)}")
-    return value
-
-
-def _command(raw: Any) -> tuple[str, ...]:
-    if isinstance(raw, str):
-        if not raw.strip():
-            raise SpecError("empty command")
-        return shell(raw)
-    if isinstance(raw, list) and all(isinstance(part, str) for part in raw):
-        if not raw or not raw[0]:
-            raise SpecError("empty command")
-        return tuple(raw)
-    raise SpecError(
-        f"expected a string (run by sh -c) or a list of strings (argv), got {_toml(raw)}"
-    )
-
-
-def _string(raw: Any) -> str:
-    if not isinstance(raw, str) or not raw:
-        raise SpecError(f"expected a non-empty string, got {_toml(raw)}")
-    return raw
-
-
-def _path(raw: Any) -> str:
-    path = _string(raw)
-    if "\0" in path:
-        raise SpecError(f"cwd {path!r} contains a NUL byte")
-    return path
-
-
-def _toml(raw: Any) -> str:
-    """A value as it reads in TOML (true, [1, "a"]), not as Python prints it (True, ['a'])."""
-    import json
-
-    if isinstance(raw, dict):
-        return "{ " + ", ".join(f"{key} = {_toml(value)}" for key, value in raw.items()) + " }"
-    if isinstance(raw, list):
-        return "[" + ", ".join(_toml(item) for item in raw) + "]"
-    return json.dumps(raw, ensure_ascii=True)
-
-
-def _hook(raw: Any) -> str:
-    """A string for ``sh -c``, or a list (argv, as ``command`` takes), quoted for it."""
-    if isinstance(raw, list) and raw and all(isinstance(part, str) for part in raw):
-        import shlex
-
-        return shlex.join(raw)
-    if not isinstance(raw, str) or not raw:
-        raise SpecError(
-            f"expected a command: a non-empty string or a list of strings, got {_toml(raw)}"
-        )
-    return raw
-
-
-def _strings(raw: Any) -> list[str]:
-    # Numbers are taken as they are written: retry_exit_code = 75 is "75".
-    if isinstance(raw, (str, int)) and not isinstance(raw, bool):
-        return [str(raw)]
-    if isinstance(raw, list) and all(
-        isinstance(item, (str, int)) and not isinstance(item, bool) for item in raw
-    ):
-        return [str(item) for item in raw]
-    raise SpecError(f"expected a string or a list of strings, got {_toml(raw)}")
-
-
-def _bool(raw: Any) -> bool:
-    if not isinstance(raw, bool):
-        raise SpecError(f"expected true or false, got {_toml(raw)}")
-    return raw
-
-
-def _env(raw: Any) -> dict[str, str]:
-    if not isinstance(raw, dict):
-        raise SpecError(f'expected a table of NAME = "value", got {_toml(raw)}')
-    env: dict[str, str] = {}
-    for name, value in raw.items():
-        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            raise SpecError(f"{name}: expected a string or number, got {_toml(value)}")
-        env[name] = str(value)
-    return env
-
-
-def _signal(raw: Any) -> int:
-    if isinstance(raw, bool) or not isinstance(raw, (str, int)):
-        raise SpecError(f"expected a signal name or number, got {_toml(raw)}")
-    return parse_signal(str(raw))
-
-
-def _signals(raw: Any) -> list[int]:
-    items = raw if isinstance(raw, list) else [raw]
-    numbers: list[int] = []
-    for item in items:
-        number = _signal(item)
-        if number not in numbers:
-            numbers.append(number)
-    if not numbers:
-        raise SpecError("empty signal list")
-    return numbers
-
-
-def _codes(raw: Any) -> frozenset[int]:
-    if isinstance(raw, str):
-        return parse_codes(raw)
-    items = raw if isinstance(raw, list) else [raw]
-    if not items:
-        raise SpecError("empty list of exit codes")
-    codes: set[int] = set()
-    for item in items:
-        if isinstance(item, bool) or not isinstance(item, (int, str)):
-            raise SpecError(f'expected exit codes like [75] or "64-78", got {_toml(raw)}')
-        codes |= parse_codes(str(item))
-    return frozenset(codes)
-
-
-def _retries(raw: Any) -> int | None:
-    if isinstance(raw, bool) or not isinstance(raw, (str, int)):
-        raise SpecError(f'expected an integer >= 1 or "inf", got {_toml(raw)}')
-    return parse_retries(str(raw))
-
-
-def _backoff(raw: Any) -> Backoff:
-    if not isinstance(raw, str):
-        raise SpecError(f'expected a backoff like "2s,60s,3", got {_toml(raw)}')
-    return parse_backoff(raw)
-
-
-def _regex(raw: Any) -> str:
-    pattern = _string(raw)
-    compile_pattern(pattern)
-    return pattern
-
-
-def _ratio(raw: Any) -> float:
-    if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not 0 <= raw <= 1:
-        raise SpecError(f"expected a number from 0 to 1, got {_toml(raw)}")
-    return float(raw)
-
-
-def _timeout_rule(raw: Any) -> RetryRule:
-    if isinstance(raw, int) and not isinstance(raw, bool):
-        raw = str(raw)
-    if not isinstance(raw, str):
-        raise SpecError(f'expected true or "[RETRIES][:BACKOFF]", got {_toml(raw)}')
-    return parse_timeout_rule(raw)

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import itertools
-import os
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -344,74 +342,31 @@ def group_command(
     return plan_or_run(build, describe, run, log_format, verbose, quiet, dry_run)
 
 
-def _reopen_closed_streams() -> None:
-    """Put /dev/null where the caller closed stdin, stdout or stderr (``2>&-``).
-
-    Otherwise the next descriptor longrun opens (a pipe to a command) would
-    become its stdout or stderr, and log lines would land in that pipe. The
-    command inherits /dev/null there too, as it would under systemd.
-    """
-    for fd, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
-        if getattr(sys, name) is None:
-            opened = os.open(os.devnull, os.O_RDWR)
-            if opened != fd:  # the lower ones are open: move it into place
-                os.dup2(opened, fd)
-                os.close(opened)
-            setattr(sys, name, open(fd, mode, closefd=False))  # noqa: SIM115
-
-
-def _usage_error(message: str, argv: list[str] | None) -> NoReturn:
-    """One line and 125; JSON when the command line asked for JSON logs."""
-    from longrun_cli.cli.render import LogRenderer
-
-    words = sys.argv[1:] if argv is None else argv
-    options = words[: words.index("--")] if "--" in words else words
-    json_mode = "--log-format=json" in options or any(
-        pair == ("--log-format", "json") for pair in itertools.pairwise(options)
-    )
-    LogRenderer("json" if json_mode else "text", 0).error(message)
-    sys.exit(EXIT_USAGE)
-
-
-def _usage_hint(exc: click.ClickException) -> str:
-    """What to do instead, for the mistakes people make with ``group``."""
-    ctx = getattr(exc, "ctx", None)
-    if ctx is None or ctx.info_name != "group":
-        return ""
-    if isinstance(exc, click.NoSuchOption) and exc.option_name in _options_of("exec") - _options_of(
-        "group"
-    ):
-        return f" ({exc.option_name} is an exec option: set it per task in a TOML file)"
-    if isinstance(exc, click.UsageError) and "unexpected extra argument" in exc.message:
-        return " (group takes one FILE; to run commands, use -t NAME=COMMAND)"
-    return ""
-
-
-def _options_of(command: str) -> set[str]:
-    found = cli.commands.get(command)
-    return {name for param in found.params for name in param.opts} if found else set()
-
-
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: usage errors exit 125 with one line on stderr, never a traceback."""
     if sys.stdin is None or sys.stdout is None or sys.stderr is None:
-        _reopen_closed_streams()
+        from longrun_cli.cli.failures import reopen_closed_streams
+
+        reopen_closed_streams()
     try:
         status = cli.main(args=argv, prog_name="longrun", standalone_mode=False)
     except click.exceptions.NoArgsIsHelpError as exc:
         click.echo(exc.ctx.get_help() if exc.ctx else str(exc), err=True)
         sys.exit(EXIT_USAGE)
     except click.ClickException as exc:
+        from longrun_cli.cli.failures import usage_error, usage_hint
+
         # click's messages span lines ("Choose from:\n\tbash,..."): one line here.
-        message = " ".join(exc.format_message().split()) + _usage_hint(exc)
-        _usage_error(message, argv)
+        usage_error(" ".join(exc.format_message().split()) + usage_hint(exc), argv)
     except OSError as exc:
         # longrun itself cannot work (descriptors or processes exhausted before the
         # engine could report it per task): one line and 125, as timeout(1) does.
         reason = exc.strerror or str(exc)
         hint = " (raise ulimit -n)" if exc.errno == errno.EMFILE else ""
+        from longrun_cli.cli.failures import usage_error
+
         with contextlib.suppress(OSError):
-            _usage_error(f"{reason}{hint}", argv)
+            usage_error(f"{reason}{hint}", argv)
         sys.exit(EXIT_USAGE)
     except (click.exceptions.Abort, KeyboardInterrupt):
         # Ctrl-C before the engine took over signals (or after it let go): die by

@@ -103,13 +103,16 @@ def random_kills(kills: int, tmp: Path) -> list[tuple[str, int, int, float]]:
     return rows
 
 
-def pid_reuse(tmp: Path) -> str:
-    if shutil.which("unshare") is None or os.geteuid() != 0:
-        return "not measured (needs root and unshare)"
-    held, pids, turn = tmp / "held.pid", tmp / "b.pids", tmp / "turn"
-    config = tmp / "reuse.toml"
-    config.write_text(
-        f"""
+def pid_reuse_group(held: Path, pids: Path, turn: Path) -> str:
+    """A group in which another task's attempt gets the pid of a held, exited command.
+
+    a: exits at once, its stdout and stderr held by a daemon for 1 s of grace each.
+    c: once a has gone, makes a's pid the next one handed out (no fork after that).
+    b: ticks every 200 ms; the attempt after c's turn gets a's pid and runs 5 s,
+    so a's release (after its grace) comes while b's attempt still runs.
+    Needs a private pid namespace (unshare -fp --mount-proc) and root.
+    """
+    return f"""
 [runner]
 kill_after = "1s"
 [tasks.a]
@@ -120,7 +123,14 @@ interval = "200ms"
 [tasks.c]
 command = ["sh", "-c", "while [ ! -s {held} ]; do sleep 0.05; done; sleep 0.3; last=$(( $(cat {held}) - 1 )); : > {turn}; echo $last > /proc/sys/kernel/ns_last_pid; exec sleep 30"]
 """
-    )
+
+
+def pid_reuse(tmp: Path) -> str:
+    if shutil.which("unshare") is None or os.geteuid() != 0:
+        return "not measured (needs root and unshare)"
+    held, pids, turn = tmp / "held.pid", tmp / "b.pids", tmp / "turn"
+    config = tmp / "reuse.toml"
+    config.write_text(pid_reuse_group(held, pids, turn))
     proc = subprocess.Popen(
         ["unshare", "--fork", "--pid", "--mount-proc", *LONGRUN, "group", str(config)],
         stdout=subprocess.DEVNULL,

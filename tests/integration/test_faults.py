@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.reliability import pid_reuse_group
 from tests.integration.conftest import LONGRUN, read_pids, wait_for
 from tests.integration.conftest import start as start_longrun
 from tests.integration.test_tty import run_in_pty
@@ -160,23 +161,7 @@ def test_pid_reuse_while_a_released_child_is_held_does_not_hang(tmp_path: Path):
     """
     held, pids, turn = tmp_path / "held.pid", tmp_path / "b.pids", tmp_path / "turn"
     config = tmp_path / "longrun.toml"
-    # a: exits at once, its stdout and stderr held by a daemon for 1 s of grace each.
-    # c: once a has gone, makes a's pid the next one handed out (no fork after that).
-    # b: ticks every 200 ms; the attempt after c's turn gets a's pid and runs 5 s,
-    # so a's release (after its grace) comes while b's attempt still runs.
-    config.write_text(
-        f"""
-[runner]
-kill_after = "1s"
-[tasks.a]
-command = ["sh", "-c", "setsid sleep 30 & echo $$ > {held}; exit 0"]
-[tasks.b]
-command = ["sh", "-c", "echo $$ >> {pids}; if [ -e {turn} ] && [ ! -e {turn}.slept ]; then : > {turn}.slept; exec sleep 5; fi"]
-interval = "200ms"
-[tasks.c]
-command = ["sh", "-c", "while [ ! -s {held} ]; do sleep 0.05; done; sleep 0.3; last=$(( $(cat {held}) - 1 )); : > {turn}; echo $last > /proc/sys/kernel/ns_last_pid; exec sleep 30"]
-"""
-    )
+    config.write_text(pid_reuse_group(held, pids, turn))
     proc = subprocess.Popen(
         ["unshare", "--fork", "--pid", "--mount-proc", *LONGRUN, "group", str(config)],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,

@@ -19,6 +19,7 @@ from longrun_cli.policy.errors import SpecError
 from longrun_cli.policy.group import (
     DEFAULT_SHUTDOWN_TIMEOUT,
     Condition,
+    DependencyError,
     GroupSpec,
     GroupTask,
     ReadyProbe,
@@ -292,6 +293,11 @@ class _TomlLoader:
         group_tasks = [self.task(name, table, kill_after) for name, table in tasks.items()]
         try:
             return GroupSpec(tuple(group_tasks), shutdown_timeout)
+        except DependencyError as exc:
+            line = self.locate(("tasks", exc.task, "depends_on"))
+            raise ConfigError(
+                f"{self.path}:{line}: {exc}" if line else f"{self.path}: {exc}"
+            ) from None
         except SpecError as exc:
             raise ConfigError(f"{self.path}: {exc}") from None
 

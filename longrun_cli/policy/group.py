@@ -14,6 +14,16 @@ from longrun_cli.policy.taskspec import TaskSpec
 DEFAULT_SHUTDOWN_TIMEOUT = 30 * SECOND
 
 
+class DependencyError(SpecError):
+    """A ``depends_on`` that cannot hold; ``task`` is where it is written."""
+
+    def __init__(self, message: str, task: str) -> None:
+        super().__init__(
+            f"task {task!r} {message}" if not message.startswith("dependency") else message
+        )
+        self.task = task
+
+
 class Condition(Enum):
     """What a dependent waits for (``depends_on = { name = "..." }``)."""
 
@@ -72,9 +82,9 @@ class GroupSpec:
         for task in self.tasks:
             for dependency, condition in task.depends_on:
                 if dependency not in by_name:
-                    raise SpecError(f"task {task.name!r} depends on unknown task {dependency!r}")
+                    raise DependencyError(f"depends on unknown task {dependency!r}", task.name)
                 if dependency == task.name:
-                    raise SpecError(f"task {task.name!r} depends on itself")
+                    raise DependencyError("depends on itself", task.name)
                 if condition is Condition.SUCCEEDED and by_name[dependency].spec.interval:
                     raise SpecError(
                         f"task {task.name!r} waits for {dependency!r} to succeed, but "
@@ -121,7 +131,7 @@ def start_order(tasks: tuple[GroupTask, ...]) -> tuple[str, ...]:
                 heapq.heappush(ready, index[dependent])
     if len(order) < len(tasks):
         cycle = _find_cycle({name: deps for name, deps in waiting.items() if deps})
-        raise SpecError("dependency cycle: " + " -> ".join(cycle))
+        raise DependencyError("dependency cycle: " + " -> ".join(cycle), cycle[0])
     return tuple(order)
 
 

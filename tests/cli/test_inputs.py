@@ -364,3 +364,12 @@ def test_codes_as_numbers_and_hooks_as_lists_are_taken(tmp_path):
     spec = group.tasks[0].spec
     assert [rule.matcher.exit_codes for rule in spec.policy.rules] == [frozenset({75})]
     assert spec.shutdown == "echo 'it'\"'\"'s done'"
+
+
+def test_dependency_errors_name_the_line_of_depends_on(tmp_path):
+    """Unknown dependencies and cycles point at the depends_on line (they had no line)."""
+    with pytest.raises(ConfigError, match=r":3: task 'a' depends on unknown task 'b'"):
+        from_toml(write(tmp_path, '[tasks.a]\ncommand = "true"\ndepends_on = ["b"]\n'))
+    cycle = '[tasks.a]\ncommand = "true"\ndepends_on = ["b"]\n[tasks.b]\ncommand = "true"\ndepends_on = ["a"]\n'
+    with pytest.raises(ConfigError, match=r":3: dependency cycle: a -> b -> a"):
+        from_toml(write(tmp_path, cycle))

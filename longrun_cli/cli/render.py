@@ -179,7 +179,9 @@ def output_prefixes(
     if not enabled:
         return dict.fromkeys(names, b"")
     width = max(len(name) for name in names)
-    colour = resolve_format("auto", stream if stream is not None else sys.stdout) == "color"
+    target = stream if stream is not None else sys.stdout
+    no_colour = bool(os.environ.get("NO_COLOR")) and not os.environ.get("FORCE_COLOR")
+    colour = resolve_format("auto", target) == "color" and not no_colour
     prefixes: dict[str, bytes] = {}
     for position, name in enumerate(names):
         text = f"{name.ljust(width)} | "

@@ -48,11 +48,14 @@ class LineFramer:
     mid-line until the newline or a ``cut``), so memory stays bounded.
     """
 
-    def __init__(self, prefix: bytes, cap: int = LINE_CAP) -> None:
+    def __init__(self, prefix: bytes, cap: int = LINE_CAP, *, terminal: bool = False) -> None:
         self._prefix = prefix
         self._cap = cap
         self._partial = b""
         self.streaming = False
+        # On a terminal a bare \r (a progress bar redrawn in place) returns to the
+        # start of the line: the prefix follows it, or the redraw would cover it.
+        self._terminal = terminal and bool(prefix)
 
     @property
     def pending(self) -> bool:
@@ -89,13 +92,21 @@ class LineFramer:
         if not self._partial:
             return b""
         partial, self._partial = self._partial, b""
-        return self._prefix + partial + b"\n"
+        return self._prefix + self._after_returns(partial) + b"\n"
 
     def _prefixed(self, lines: bytes) -> bytes:
         # Bulk operations on the whole block: no Python work per line.
         if not self._prefix:
             return lines
-        return self._prefix + lines[:-1].replace(b"\n", b"\n" + self._prefix) + b"\n"
+        body = self._after_returns(lines[:-1])
+        return self._prefix + body.replace(b"\n", b"\n" + self._prefix) + b"\n"
+
+    def _after_returns(self, text: bytes) -> bytes:
+        if not self._terminal or b"\r" not in text:
+            return text
+        import re
+
+        return re.sub(rb"\r(?!\n|$)", lambda _: b"\r" + self._prefix, text)
 
 
 class Destination:
@@ -110,6 +121,7 @@ class Destination:
         self._submitted = 0
         self._written = 0
         self._thread = False
+        self.is_terminal = os.isatty(fd)
         self.broken = False  # EPIPE: nobody reads any more
         self.dropped = 0  # bytes a failed write lost (disk full, a closed descriptor)
         self.error = 0  # the errno of the first such failure
@@ -261,7 +273,9 @@ class LineCopier:
         self._fd = read_fd
         self._destination = destination
         # None: raw bytes, as they come (exec's copier where no thread can be had).
-        self._framer = LineFramer(prefix) if prefix is not None else None
+        self._framer = (
+            LineFramer(prefix, terminal=destination.is_terminal) if prefix is not None else None
+        )
         self._watch = watch
         self._loop = asyncio.get_running_loop()
         self._done: asyncio.Future[frozenset[str]] = self._loop.create_future()

@@ -131,3 +131,10 @@ def test_ctrl_c_under_foreground_is_a_stop_not_a_failure():
     assert b"stopped on request" in output, output
     assert b"permanent failure" not in output
     assert status in (-signal.SIGINT, 128 + signal.SIGINT)
+
+
+def test_a_carriage_return_in_group_output_keeps_the_prefix_on_a_terminal():
+    """printf '1\\r2\\n' on a terminal: the prefix is written again after the \\r."""
+    output, status = run_in_pty(["group", "-t", "a=printf '1\\r2\\n'"], plain_env(NO_COLOR="1"))
+    assert status == 0
+    assert b"a | 1\ra | 2" in output.replace(b"\r\n", b"\n"), output

@@ -110,3 +110,20 @@ def test_others_wait_while_a_line_is_open_and_keep_their_order(puts):
     for piece in pieces:
         assert owner in (None, piece[0]), written
         owner = piece[0] if piece.endswith("~") else None
+
+
+def test_on_a_terminal_a_carriage_return_is_followed_by_the_prefix():
+    """A progress bar redrawn with \\r keeps its task name on a terminal; CRLF is left alone."""
+    framer = LineFramer(PREFIX, terminal=True)
+    assert (
+        framer.feed(b"10%\r20%\r30%\r\n")
+        == PREFIX + b"10%\r" + PREFIX + b"20%\r" + PREFIX + b"30%\r\n"
+    )
+    assert framer.feed(b"50%\r60%") == b""
+    assert framer.cut() == PREFIX + b"50%\r" + PREFIX + b"60%\n"
+
+
+def test_off_a_terminal_carriage_returns_pass_unchanged():
+    """Into a file or pipe the bytes stay as the task wrote them."""
+    framer = LineFramer(PREFIX)
+    assert framer.feed(b"10%\r20%\n") == PREFIX + b"10%\r20%\n"

@@ -23,8 +23,8 @@ EXEC_EPILOG = """\b
 Examples:
   longrun exec --interval 30s --retry-exit-code 75:5:2s,60s,3 -- ./check.sh
   longrun exec --timeout 5m --retry-timeout 2 -- ./migrate --up
-  longrun exec --retry-stderr 'connection refused:inf:100ms,2s' -- ./worker
-  longrun exec --deadline 10m --retry-exit-code 1:inf -- curl -fsS https://example.org
+  longrun exec --retry-stderr '(?i)connection refused:inf:100ms,2s' -- ./worker
+  longrun exec --deadline 10m --retry-exit-code 6,7,22,28:inf -- curl -fsS https://example.org
   longrun exec --dry-run --retry-exit-code 64-78:5 -- ./job
 
 \b

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
 from longrun_cli.policy.decision import RetryPolicy
 from longrun_cli.policy.duration import parse_duration
-from longrun_cli.policy.errors import SpecError
+from longrun_cli.policy.errors import SpecError, quote
 from longrun_cli.policy.signals import parse_signal
 from longrun_cli.policy.taskspec import TaskSpec
 
@@ -114,8 +114,8 @@ def _jitter(text: str) -> float:
         ratio = float(text)
     except ValueError:
         raise SpecError(
-            f"--jitter: invalid ratio {text!r}: expected a number from 0 to 1"
+            f"--jitter: invalid ratio {quote(text)}: expected a number from 0 to 1"
         ) from None
     if not 0.0 <= ratio <= 1.0:
-        raise SpecError(f"--jitter: invalid ratio {text!r}: must be between 0 and 1")
+        raise SpecError(f"--jitter: invalid ratio {quote(text)}: must be between 0 and 1")
     return ratio

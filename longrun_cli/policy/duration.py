@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from longrun_cli.policy.errors import SpecError
+from longrun_cli.policy.errors import SpecError, quote
 
 NANOSECOND = 1
 MICROSECOND = 1_000
@@ -30,15 +30,15 @@ def parse_duration(text: str) -> int:
     """Parse ``250ms``, ``1m30s``, ``1.5h`` or a bare number of seconds into nanoseconds."""
     value = text.strip()
     if not value:
-        raise SpecError(f"invalid duration {text!r}: empty")
+        raise SpecError(f"invalid duration {quote(text)}: empty")
     if value.startswith(("-", "+")):
         if value.startswith("-") and value.lstrip("-") not in ("0", ""):
-            raise SpecError(f"invalid duration {text!r}: must not be negative")
+            raise SpecError(f"invalid duration {quote(text)}: must not be negative")
         value = value[1:]
     total = _scaled(value, SECOND, text) if _is_number(value) else _sum_of_units(value, text)
     if total == 0 and any(digit in value for digit in "123456789"):
         # 0.0000000001s is not 0: it is below what longrun can measure.
-        raise SpecError(f"invalid duration {text!r}: shorter than 1ns, the smallest duration")
+        raise SpecError(f"invalid duration {quote(text)}: shorter than 1ns, the smallest duration")
     return total
 
 
@@ -51,19 +51,21 @@ def _sum_of_units(value: str, text: str) -> int:
             pos += 1
         number = value[start:pos]
         if not _is_number(number):
-            raise SpecError(f"invalid duration {text!r}: expected a number at {value[start:]!r}")
+            raise SpecError(
+                f"invalid duration {quote(text)}: expected a number at {quote(value[start:])}"
+            )
         unit_start = pos
         while pos < len(value) and value[pos] not in _DIGITS and value[pos] != ".":
             pos += 1
         unit = value[unit_start:pos]
         if unit not in _UNITS:
-            hint = "missing unit" if not unit else f"unknown unit {unit!r}"
+            hint = "missing unit" if not unit else f"unknown unit {quote(unit)}"
             raise SpecError(
-                f"invalid duration {text!r}: {hint} (use ns, us, ms, s, m or h, e.g. 1m30s)"
+                f"invalid duration {quote(text)}: {hint} (use ns, us, ms, s, m or h, e.g. 1m30s)"
             )
         total += _scaled(number, _UNITS[unit], text)
         if total > MAX_DURATION:
-            raise SpecError(f"invalid duration {text!r}: too large")
+            raise SpecError(f"invalid duration {quote(text)}: too large")
     return total
 
 
@@ -80,7 +82,7 @@ def _scaled(number: str, unit: int, original: str) -> int:
     whole, _, frac = number.partition(".")
     whole = whole.lstrip("0")
     if len(whole) > _MAX_DIGITS:  # also keeps int() far from Python's 4,300-digit limit
-        raise SpecError(f"invalid duration {original!r}: too large")
+        raise SpecError(f"invalid duration {quote(original)}: too large")
     # Digits past the 20th change the result by less than a nanosecond.
     frac = frac[:_MAX_DIGITS]
     nanos = int(whole or "0") * unit
@@ -88,7 +90,7 @@ def _scaled(number: str, unit: int, original: str) -> int:
         # Integer arithmetic keeps 0.1s exactly 100ms, as Go does.
         nanos += int(frac) * unit // 10 ** len(frac)
     if nanos > MAX_DURATION:
-        raise SpecError(f"invalid duration {original!r}: too large")
+        raise SpecError(f"invalid duration {quote(original)}: too large")
     return nanos
 
 

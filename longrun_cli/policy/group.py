@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from longrun_cli.policy.duration import SECOND
-from longrun_cli.policy.errors import SpecError
+from longrun_cli.policy.errors import SpecError, quote
 from longrun_cli.policy.taskspec import TaskSpec
 
 # How long all shutdown hooks of a group may take together, unless configured.
@@ -19,7 +19,7 @@ class DependencyError(SpecError):
 
     def __init__(self, message: str, task: str) -> None:
         super().__init__(
-            f"task {task!r} {message}" if not message.startswith("dependency") else message
+            f"task {quote(task)} {message}" if not message.startswith("dependency") else message
         )
         self.task = task
 
@@ -82,13 +82,13 @@ class GroupSpec:
         for task in self.tasks:
             for dependency, condition in task.depends_on:
                 if dependency not in by_name:
-                    raise DependencyError(f"depends on unknown task {dependency!r}", task.name)
+                    raise DependencyError(f"depends on unknown task {quote(dependency)}", task.name)
                 if dependency == task.name:
                     raise DependencyError("depends on itself", task.name)
                 if condition is Condition.SUCCEEDED and by_name[dependency].spec.interval:
                     raise SpecError(
-                        f"task {task.name!r} waits for {dependency!r} to succeed, but "
-                        f"{dependency!r} is an interval task and never finishes successfully"
+                        f"task {quote(task.name)} waits for {quote(dependency)} to succeed, but "
+                        f"{quote(dependency)} is an interval task and never finishes successfully"
                     )
         object.__setattr__(self, "order", start_order(self.tasks))
 

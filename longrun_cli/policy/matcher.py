@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
-from longrun_cli.policy.errors import SpecError
+from longrun_cli.policy.errors import SpecError, quote
 from longrun_cli.policy.outcome import Outcome
 from longrun_cli.policy.signals import signal_name
 
@@ -105,6 +105,6 @@ def compile_pattern(pattern: str) -> Any:
         # RE2 quotes the pattern back, raw: keep the message on one line.
         detail = detail.replace("\n", "\\n").replace("\r", "\\r")
         raise SpecError(
-            f"invalid regex {pattern!r}: {detail} (longrun uses the linear-time RE2 syntax: "
+            f"invalid regex {quote(pattern)}: {detail} (longrun uses the linear-time RE2 syntax: "
             "no backreferences or lookaround)"
         ) from None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 
-from longrun_cli.policy.errors import SpecError
+from longrun_cli.policy.errors import SpecError, quote
 
 _MAX_SIGNAL = signal.SIGRTMAX if hasattr(signal, "SIGRTMAX") else 64
 
@@ -16,13 +16,13 @@ def parse_signal(text: str) -> int:
         number = int(value) if len(value.lstrip("0")) <= 3 else 0
         if 1 <= number <= _MAX_SIGNAL:
             return number
-        raise SpecError(f"invalid signal {text!r}: number must be 1..{int(_MAX_SIGNAL)}")
+        raise SpecError(f"invalid signal {quote(text)}: number must be 1..{int(_MAX_SIGNAL)}")
     name = value.upper()
     if not name.startswith("SIG"):
         name = "SIG" + name
     member = getattr(signal.Signals, "__members__", {}).get(name)
     if member is None or name in ("SIG_DFL", "SIG_IGN"):
-        raise SpecError(f"invalid signal {text!r}: unknown signal name")
+        raise SpecError(f"invalid signal {quote(text)}: unknown signal name")
     return int(member)
 
 
@@ -30,7 +30,7 @@ def parse_signal_list(text: str) -> list[int]:
     """``KILL,SEGV`` → ``[9, 11]``, duplicates dropped, order kept."""
     parts = text.split(",")
     if not text.strip() or any(not part.strip() for part in parts):
-        raise SpecError(f"invalid signal list {text!r}: empty entry")
+        raise SpecError(f"invalid signal list {quote(text)}: empty entry")
     numbers: list[int] = []
     for part in parts:
         number = parse_signal(part)

@@ -6,7 +6,7 @@ import math
 
 from longrun_cli.policy.backoff import Backoff
 from longrun_cli.policy.duration import parse_duration
-from longrun_cli.policy.errors import SpecError
+from longrun_cli.policy.errors import SpecError, quote
 from longrun_cli.policy.matcher import Matcher, compile_pattern
 from longrun_cli.policy.rule import DEFAULT_RETRIES, RetryRule
 from longrun_cli.policy.signals import parse_signal_list
@@ -23,7 +23,7 @@ def parse_codes(text: str) -> frozenset[int]:
         low = _code(low_text, text)
         high = _code(high_text, text) if dash else low
         if high < low:
-            raise SpecError(f"invalid exit codes {text!r}: range {item!r} is reversed")
+            raise SpecError(f"invalid exit codes {quote(text)}: range {quote(item)} is reversed")
         codes.update(range(low, high + 1))
     return frozenset(codes)
 
@@ -31,12 +31,12 @@ def parse_codes(text: str) -> frozenset[int]:
 def _code(item: str, whole: str) -> int:
     item = item.strip()
     if not item.isdigit() or not item.isascii():
-        raise SpecError(f"invalid exit codes {whole!r}: {item!r} is not a number")
+        raise SpecError(f"invalid exit codes {quote(whole)}: {quote(item)} is not a number")
     if len(item.lstrip("0")) > 3:
-        raise SpecError(f"invalid exit codes {whole!r}: {item[:20]}... is outside 1..255")
+        raise SpecError(f"invalid exit codes {quote(whole)}: {item[:20]}... is outside 1..255")
     code = int(item)
     if not 1 <= code <= 255:
-        raise SpecError(f"invalid exit codes {whole!r}: {code} is outside 1..255")
+        raise SpecError(f"invalid exit codes {quote(whole)}: {code} is outside 1..255")
     return code
 
 
@@ -52,14 +52,14 @@ def parse_retries(text: str) -> int | None:
     if value.lower() == "inf":
         return None
     if not value.isdigit() or not value.isascii():
-        raise SpecError(f"invalid retries {text!r}: expected an integer >= 1 or inf")
+        raise SpecError(f"invalid retries {quote(text)}: expected an integer >= 1 or inf")
     if len(value.lstrip("0")) > len(str(MAX_RETRIES)):
         raise SpecError(f"invalid retries {value[:20]}...: at most {MAX_RETRIES} (or inf)")
     retries = int(value)
     if retries > MAX_RETRIES:
-        raise SpecError(f"invalid retries {text!r}: at most {MAX_RETRIES} (or inf)")
+        raise SpecError(f"invalid retries {quote(text)}: at most {MAX_RETRIES} (or inf)")
     if retries < 1:
-        raise SpecError(f"invalid retries {text!r}: must be >= 1 (or inf)")
+        raise SpecError(f"invalid retries {quote(text)}: must be >= 1 (or inf)")
     return retries
 
 
@@ -69,7 +69,7 @@ def parse_backoff(text: str) -> Backoff:
         return DEFAULT_BACKOFF
     fields = text.split(",")
     if len(fields) > 3:
-        raise SpecError(f"invalid backoff {text!r}: expected INITIAL[,MAX[,MULTIPLIER]]")
+        raise SpecError(f"invalid backoff {quote(text)}: expected INITIAL[,MAX[,MULTIPLIER]]")
     try:
         initial = parse_duration(fields[0])
         cap = (
@@ -80,16 +80,16 @@ def parse_backoff(text: str) -> Backoff:
         multiplier = _multiplier(fields[2]) if len(fields) > 2 else 2.0
         return Backoff(initial, cap, multiplier)
     except SpecError as exc:
-        raise SpecError(f"invalid backoff {text!r}: {exc}") from None
+        raise SpecError(f"invalid backoff {quote(text)}: {exc}") from None
 
 
 def _multiplier(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise SpecError(f"multiplier {text!r} is not a number") from None
+        raise SpecError(f"multiplier {quote(text)} is not a number") from None
     if not (value > 0 and math.isfinite(value)):
-        raise SpecError(f"multiplier {text!r} must be a finite number > 0")
+        raise SpecError(f"multiplier {quote(text)} must be a finite number > 0")
     return value
 
 
@@ -148,12 +148,12 @@ def _budget_fields(
     option: str, spec: str, fields: list[str], hint: str = ""
 ) -> tuple[int | None, Backoff]:
     if len(fields) > 2:
-        raise SpecError(f"invalid {option} {spec!r}: too many ':' fields{hint}")
+        raise SpecError(f"invalid {option} {quote(spec)}: too many ':' fields{hint}")
     try:
         retries = parse_retries(fields[0]) if fields else DEFAULT_RETRIES
         backoff = parse_backoff(fields[1]) if len(fields) > 1 else DEFAULT_BACKOFF
     except SpecError as exc:
-        raise SpecError(f"invalid {option} {spec!r}: {exc}{hint}") from None
+        raise SpecError(f"invalid {option} {quote(spec)}: {exc}{hint}") from None
     return retries, backoff
 
 
@@ -163,7 +163,7 @@ def parse_exit_code_rule(spec: str) -> list[RetryRule]:
     try:
         codes = parse_codes(head)
     except SpecError as exc:
-        raise SpecError(f"invalid --retry-exit-code {spec!r}: {exc}") from None
+        raise SpecError(f"invalid --retry-exit-code {quote(spec)}: {exc}") from None
     retries, backoff = _budget_fields("--retry-exit-code", spec, rest)
     return [RetryRule(Matcher(exit_codes=frozenset({c})), retries, backoff) for c in sorted(codes)]
 
@@ -172,11 +172,11 @@ def parse_stderr_rule(spec: str) -> RetryRule:
     """``REGEX[:RETRIES[:BACKOFF]]``, where ``\\:`` is a colon inside the regex."""
     head, *rest = split_fields(spec, escapes=True)
     if not head:
-        raise SpecError(f"invalid --retry-stderr {spec!r}: empty regex")
+        raise SpecError(f"invalid --retry-stderr {quote(spec)}: empty regex")
     try:
         compile_pattern(head)
     except SpecError as exc:
-        raise SpecError(f"invalid --retry-stderr {spec!r}: {exc}") from None
+        raise SpecError(f"invalid --retry-stderr {quote(spec)}: {exc}") from None
     # 'http://host' reads as REGEX 'http', RETRIES '//host': say how to write a colon.
     hint = " (write a colon inside the regex as \\:)"
     retries, backoff = _budget_fields("--retry-stderr", spec, rest, hint)
@@ -189,7 +189,7 @@ def parse_signal_rule(spec: str) -> list[RetryRule]:
     try:
         signals = parse_signal_list(head)
     except SpecError as exc:
-        raise SpecError(f"invalid --retry-signal {spec!r}: {exc}") from None
+        raise SpecError(f"invalid --retry-signal {quote(spec)}: {exc}") from None
     retries, backoff = _budget_fields("--retry-signal", spec, rest)
     return [RetryRule(Matcher(signals=frozenset({s})), retries, backoff) for s in signals]
 

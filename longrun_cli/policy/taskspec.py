@@ -9,7 +9,7 @@ from typing import NamedTuple
 
 from longrun_cli.policy.decision import RetryPolicy
 from longrun_cli.policy.duration import SECOND, format_duration
-from longrun_cli.policy.errors import SpecError
+from longrun_cli.policy.errors import SpecError, quote
 
 _NO_ENV: Mapping[str, str] = MappingProxyType({})
 _NO_RULES = RetryPolicy()
@@ -83,7 +83,7 @@ class TaskSpec(_TaskSpecFields):
         if not self.name:
             raise SpecError("task name must not be empty")
         if not self.argv or not self.argv[0]:
-            raise SpecError(f"task {self.name!r}: empty command")
+            raise SpecError(f"task {quote(self.name)}: empty command")
         for label, value in (
             ("interval", self.interval),
             ("timeout", self.timeout),
@@ -98,18 +98,18 @@ class TaskSpec(_TaskSpecFields):
 
     def _validate_strings(self) -> None:
         """What the kernel cannot take: NUL in any string, '=' or nothing as an env name."""
-        task = f"task {self.name!r}"
+        task = f"task {quote(self.name)}"
         if "\0" in self.name:
-            raise SpecError(f"task name {self.name!r} contains a NUL byte")
+            raise SpecError(f"task name {quote(self.name)} contains a NUL byte")
         for place, text in (
             *(("command", part) for part in self.argv),
             ("cwd", self.cwd or ""),
             ("shutdown hook", self.shutdown or ""),
         ):
             if "\0" in text:
-                raise SpecError(f"{task}: {place} {text!r} contains a NUL byte")
+                raise SpecError(f"{task}: {place} {quote(text)} contains a NUL byte")
         for name, value in self.env.items():
             if not name or "=" in name or "\0" in name:
-                raise SpecError(f"{task}: invalid environment variable name {name!r}")
+                raise SpecError(f"{task}: invalid environment variable name {quote(name)}")
             if "\0" in value:
                 raise SpecError(f"{task}: environment variable {name} contains a NUL byte")

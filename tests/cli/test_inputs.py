@@ -373,3 +373,11 @@ def test_dependency_errors_name_the_line_of_depends_on(tmp_path):
     cycle = '[tasks.a]\ncommand = "true"\ndepends_on = ["b"]\n[tasks.b]\ncommand = "true"\ndepends_on = ["a"]\n'
     with pytest.raises(ConfigError, match=r":3: dependency cycle: a -> b -> a"):
         from_toml(write(tmp_path, cycle))
+
+
+def test_values_that_were_not_utf8_are_shown_as_their_bytes():
+    """A non-UTF-8 argument (os.fsdecode gives \\udcff) is shown as \\xff, not as a Python repr."""
+    with pytest.raises(SpecError) as info:
+        parse_duration(os.fsdecode(b"\xff"))
+    assert "'\\xff'" in str(info.value)
+    assert "udcff" not in str(info.value)

@@ -137,6 +137,11 @@ class Destination:
     def others_waiting(self) -> bool:
         return bool(self._held)
 
+    @property
+    def written_bytes(self) -> int:
+        with self._ready:
+            return self._written
+
     def put(self, data: bytes, writer: object = None, *, mid_line: bool = False) -> bool:
         """Queue ``data`` from ``writer``; False when full and the caller should pause.
 
@@ -281,6 +286,7 @@ class LineCopier:
         self._done: asyncio.Future[frozenset[str]] = self._loop.create_future()
         self._timer: asyncio.TimerHandle | None = None
         self._paused = False
+        self._seen_written = -1
         self._streaming_since = 0.0
         os.set_blocking(read_fd, False)
         self._loop.add_reader(read_fd, self._on_readable)
@@ -290,9 +296,16 @@ class LineCopier:
         return await asyncio.shield(self._done)
 
     def caught_up(self) -> bool:
-        """True while nothing is pending in the pipe and reading is not paused."""
+        """True while nothing is pending in the pipe, or nothing can get out anyway.
+
+        Reading paused behind a destination that wrote nothing since the last
+        call (a reader of longrun's output that neither reads nor closes) counts
+        as caught up: waiting for it would hang the task, and a stop, for good.
+        """
         if self._paused:
-            return False
+            written = self._destination.written_bytes
+            stalled, self._seen_written = written == self._seen_written, written
+            return stalled
         import termios
 
         try:

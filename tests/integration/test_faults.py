@@ -488,3 +488,12 @@ def test_an_interval_task_after_longrun_was_suspended_runs_once(tmp_path: Path):
     times = [float(t) for t in stamps.read_text().split()]
     gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
     assert min(gaps) > 0.1, gaps
+
+
+def test_a_reader_that_never_reads_does_not_hang_a_stop():
+    """longrun group ... | (a reader that neither reads nor closes): TERM still ends longrun."""
+    proc = start("group", "--kill-after", "1s", "-t", "a=yes", stderr=subprocess.DEVNULL)
+    time.sleep(1.5)  # the pipe to the reader, and then the writer's queue, are full
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=20)  # it hung for good before
+    assert proc.returncode == -signal.SIGTERM

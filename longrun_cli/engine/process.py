@@ -239,10 +239,6 @@ class Supervisor:
         self._restore_limits: Callable[[], None] | None = None
         self.on_tty_stop: Callable[[int, int], None] | None = None
 
-    @property
-    def mark(self) -> str:
-        return self._mark
-
     def install(self, route: Callable[[int, Callable[[int], object]], None]) -> None:
         """Start reaping on SIGCHLD (``route`` sets a handler); call inside the event loop."""
         self._loop = asyncio.get_running_loop()

@@ -33,11 +33,19 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 LONGRUN = [sys.executable, "-m", "longrun_cli"]
+MARK = "RELIABILITY_MARK"  # set by this script (and the fault tests), never by longrun
 NESTED = "setsid sh -c 'setsid sleep 300 & sleep 300' & (setsid sh -c '(setsid sleep 300 &); sleep 300' &); sleep 300"
 
 
+def marked_env(**extra: str) -> tuple[dict[str, str], str]:
+    """longrun's environment with a fresh marker every descendant inherits, and the marker."""
+    mark = uuid.uuid4().hex
+    return {**os.environ, MARK: mark, **extra}, mark
+
+
 def marked_pids(mark: str) -> list[int]:
-    needle = f"RELIABILITY_MARK={mark}".encode()
+    """Live processes whose environment carries ``mark`` (zombies excluded)."""
+    needle = f"{MARK}={mark}".encode()
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -53,14 +61,14 @@ def marked_pids(mark: str) -> list[int]:
     return found
 
 
-def settle(mark: str, timeout: float = 5.0) -> tuple[int, float]:
-    """(processes left after ``timeout``, seconds until none was left)."""
+def settle(mark: str, timeout: float = 5.0) -> tuple[list[int], float]:
+    """(processes still there after ``timeout``, then killed; seconds until none was left)."""
     began = time.monotonic()
     while (left := marked_pids(mark)) and time.monotonic() - began < timeout:
         time.sleep(0.02)
     for pid in left:
         os.kill(pid, signal.SIGKILL)
-    return len(left), time.monotonic() - began
+    return left, time.monotonic() - began
 
 
 def kill_cases(tmp: Path) -> dict[str, list[str]]:
@@ -88,8 +96,7 @@ def random_kills(kills: int, tmp: Path) -> list[tuple[str, int, int, float]]:
     for name, args in cases.items():
         left_total, settle_times = 0, []
         for _ in range(per_case):
-            mark = uuid.uuid4().hex
-            env = {**os.environ, "RELIABILITY_MARK": mark}
+            env, mark = marked_env()
             proc = subprocess.Popen(
                 [*LONGRUN, *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
             )
@@ -97,7 +104,7 @@ def random_kills(kills: int, tmp: Path) -> list[tuple[str, int, int, float]]:
             proc.kill()
             proc.wait()
             left, took = settle(mark)
-            left_total += left
+            left_total += len(left)
             settle_times.append(took)
         rows.append((name, per_case, left_total, max(settle_times)))
     return rows
@@ -179,8 +186,7 @@ def process_limit_group() -> str:
     if os.geteuid() != 0 or not system.exists() or shutil.which("setpriv") is None:
         return "not measured (needs root, setpriv and /usr/bin/python3)"
     site = next(Path(sys.prefix).glob("lib/python3*/site-packages"))
-    mark = uuid.uuid4().hex
-    env = {**os.environ, "RELIABILITY_MARK": mark, "PYTHONPATH": f"{site}:{ROOT}"}
+    env, mark = marked_env(PYTHONPATH=f"{site}:{ROOT}")
     tasks = " ".join(f"-t t{i}='sleep 30'" for i in range(60))
     result = subprocess.run(
         ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", "bash", "-c",
@@ -188,7 +194,7 @@ def process_limit_group() -> str:
         capture_output=True, env=env, check=False,
     )  # fmt: skip
     errors = [line for line in result.stderr.splitlines() if b"limit" in line][:1]
-    left, _ = settle(mark)
+    left = len(settle(mark)[0])
     traceback = b"Traceback" in result.stderr
     return (
         f"exit {result.returncode}, traceback: {'yes' if traceback else 'no'}, left: {left}; "

@@ -105,26 +105,13 @@ class Child:
 
     def send(self, signum: int) -> bool:
         """Signal the process group (or the pid); False when nothing was there."""
-        try:
-            if self.own_group and not self._group_gone:
-                os.killpg(self.pid, signum)
-            elif self.running:
-                os.kill(self.pid, signum)
-            else:
-                return False
-        except (ProcessLookupError, PermissionError):
-            return False
-        return True
+        if self.own_group and not self._group_gone:
+            return _delivered(os.killpg, self.pid, signum)
+        return self.send_leader(signum)
 
     def send_leader(self, signum: int) -> bool:
         """Signal the command's main process only (USR1/USR2 are meant for it)."""
-        if not self.running:
-            return False
-        try:
-            os.kill(self.pid, signum)
-        except (ProcessLookupError, PermissionError):
-            return False
-        return True
+        return self.running and _delivered(os.kill, self.pid, signum)
 
     def send_stop(self, signum: int) -> bool:
         """The stop signal, then SIGCONT, as systemd does.
@@ -444,6 +431,14 @@ _RELEASE_DELAY = 1.0
 # and given up on this long after SIGKILL.
 _ORPHAN_POLL = 0.05
 _ORPHAN_GIVE_UP = 5.0
+
+
+def _delivered(send: Callable[[int, int], None], target: int, signum: int) -> bool:
+    try:
+        send(target, signum)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
 
 
 def _signal_tree(pid: int, signum: int) -> None:

@@ -14,13 +14,12 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from benchmarks.reliability import pid_reuse_group
+from benchmarks.reliability import marked_env, pid_reuse_group, settle
 from tests.integration.conftest import LONGRUN, read_pids, wait_for
 from tests.integration.conftest import start as start_longrun
 from tests.integration.test_tty import run_in_pty
@@ -47,39 +46,9 @@ def _kill_what_a_failed_test_left() -> Iterator[None]:
             proc.wait()
 
 
-def marked_env() -> tuple[dict[str, str], str]:
-    mark = uuid.uuid4().hex
-    return {**os.environ, "FAULT_TEST_MARK": mark}, mark
-
-
-def marked_pids(mark: str) -> list[int]:
-    """Live processes whose environment carries ``mark`` (zombies excluded)."""
-    needle = f"FAULT_TEST_MARK={mark}".encode()
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/environ", "rb") as environ:
-                if needle not in environ.read().split(b"\0"):
-                    continue
-            with open(f"/proc/{entry}/stat") as stat:
-                if stat.read().rsplit(")", 1)[1].split()[0] == "Z":
-                    continue
-        except OSError:
-            continue
-        found.append(int(entry))
-    return found
-
-
 def none_left(mark: str, timeout: float = 5.0) -> list[int]:
-    """Wait for every marked process to go; what is still there after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while (left := marked_pids(mark)) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    for pid in left:  # leave nothing behind for the next test either
-        os.kill(pid, signal.SIGKILL)
-    return left
+    """Wait for every marked process to go; what was still there after ``timeout`` (killed)."""
+    return settle(mark, timeout)[0]
 
 
 NESTED_DAEMON = "setsid sh -c '(setsid sleep 300 &); sleep 300' & sleep 300"
@@ -324,38 +293,27 @@ def test_blocked_and_ignored_signals_are_handled_and_passed_on(tmp_path: Path):
     assert _mask(text, "SigIgn:") & (1 << (signal.SIGINT - 1))
 
 
-def test_a_blocked_term_still_stops_longrun(tmp_path: Path):
-    """TERM blocked by the parent is unblocked in longrun: TERM stops it gracefully."""
+@pytest.mark.parametrize(
+    ("signum", "runs_for", "status"),
+    [
+        # TERM blocked by the parent is unblocked in longrun: TERM stops it gracefully.
+        (signal.SIGTERM, 300, -signal.SIGTERM),
+        # A background job's ignored SIGINT does not stop longrun.
+        (signal.SIGINT, 1, 0),
+    ],
+    ids=["blocked-term-still-stops", "ignored-int-stays-ignored"],
+)
+def test_signals_blocked_or_ignored_by_the_parent(tmp_path: Path, signum, runs_for, status):
+    """Started with CHLD and TERM blocked and INT ignored: TERM stops longrun, INT does not."""
     started = tmp_path / "started"
     proc = start(
-        "exec",
-        "--",
-        "sh",
-        "-c",
-        f"touch {started}; sleep 300",
+        "exec", "--", "sh", "-c", f"touch {started}; sleep {runs_for}",
         preexec_fn=_blocked_and_ignored,
-    )
+    )  # fmt: skip
     wait_for(started.exists)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signum)
     proc.communicate(timeout=20)
-    assert proc.returncode == -signal.SIGTERM
-
-
-def test_an_ignored_int_stays_ignored(tmp_path: Path):
-    """A background job's ignored SIGINT does not stop longrun."""
-    started = tmp_path / "started"
-    proc = start(
-        "exec",
-        "--",
-        "sh",
-        "-c",
-        f"touch {started}; sleep 1",
-        preexec_fn=_blocked_and_ignored,
-    )
-    wait_for(started.exists)
-    proc.send_signal(signal.SIGINT)
-    proc.communicate(timeout=20)
-    assert proc.returncode == 0
+    assert proc.returncode == status
 
 
 def test_alrm_stops_gracefully_with_the_hook(tmp_path: Path):

@@ -11,6 +11,7 @@ import time
 from typing import IO, Any
 
 from longrun_cli.engine.events import Event, Level
+from longrun_cli.policy.errors import printable
 
 _LEVEL_NAMES = {
     Level.DEBUG: "debug",
@@ -69,7 +70,7 @@ class LogRenderer:
 
     def error(self, message: str) -> None:
         """longrun's own failure (bad usage): always shown, one line of printable text."""
-        message = _printable(message)
+        message = printable(message)
         if self._format == "json":
             import json
 
@@ -118,12 +119,12 @@ class LogRenderer:
         text = Text()
         text.append("longrun", style="dim")
         if event.task != "longrun":  # longrun's own events: not "longrun longrun ..."
-            text.append(" " + _printable(event.task), style="bold")
-        text.append(" " + _printable(event.message), style=_LEVEL_STYLES[event.level])
+            text.append(" " + printable(event.task), style="bold")
+        text.append(" " + printable(event.message), style=_LEVEL_STYLES[event.level])
         for key, value in event.fields:
             if value is not None:
                 text.append(f" {key}=", style="dim")
-                text.append(_printable(_plain(value)))
+                text.append(printable(_plain(value)))
         self._console.print(text)
 
     def _write(self, line: str) -> None:
@@ -140,26 +141,11 @@ def _plain(value: object) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def _printable(text: str) -> str:
-    """Every control character escaped: no field can forge a log line or drive a terminal."""
-    if text.isprintable():
-        return text
-    return "".join(ch if ch.isprintable() else _escape(ch) for ch in text)
-
-
-def _escape(char: str) -> str:
-    named = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
-    if char in named:
-        return named[char]
-    code = ord(char)
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-
-
 def _logfmt(value: object) -> str:
     text = _plain(value)
     if text and not any(ch in text for ch in ' "=\\') and text.isprintable():
         return text
-    escaped = _printable(text.replace("\\", "\\\\").replace('"', '\\"'))
+    escaped = printable(text.replace("\\", "\\\\").replace('"', '\\"'))
     return '"' + escaped + '"'
 
 

@@ -6,7 +6,6 @@ Decisions come from the pure policy; this module only sequences them in time.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 from collections.abc import Callable, Mapping
@@ -43,9 +42,6 @@ if TYPE_CHECKING:  # types only: a Protocol class costs ~0.3 M instructions to b
         async def wait(self) -> ExitStatus: ...
 
         async def stop(self, signum: int, grace: float, kill_now: asyncio.Future[None]) -> bool: ...
-
-
-if TYPE_CHECKING:  # types only: a Protocol class costs ~0.3 M instructions to build
 
     class Spawner(Protocol):
         def spawn(self, spec: LaunchSpec) -> ChildProcess: ...
@@ -409,8 +405,13 @@ class Task:
         if not self.spec.foreground or status.signal not in _TERMINAL_SIGNALS:
             return False
         if not self._stop.is_requested:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(self._stop.requested), _TERMINAL_PATIENCE)
+            pause = asyncio.ensure_future(self._clock.sleep(_TERMINAL_PATIENCE))
+            try:
+                await asyncio.wait(
+                    [self._stop.requested, pause], return_when=asyncio.FIRST_COMPLETED
+                )
+            finally:
+                pause.cancel()
         return self._stop.signal == status.signal
 
     async def _race(self, exited: asyncio.Future[int], timeout: float | None) -> str | None:

@@ -9,8 +9,15 @@ def quote(text: str) -> str:
     """A user's value in a message: quoted, every control character escaped, and bytes
     that were not UTF-8 shown as the bytes they were (\\xff), not as Python's \\udcff."""
     shown = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    shown = "".join(ch if ch.isprintable() else _escape(ch) for ch in shown)
+    shown = printable(shown)
     return f'"{shown}"' if "'" in shown and '"' not in shown else f"'{shown}'"
+
+
+def printable(text: str) -> str:
+    """Every control character escaped: no value can forge a line or drive a terminal."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else _escape(ch) for ch in text)
 
 
 def _escape(char: str) -> str:

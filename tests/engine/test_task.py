@@ -37,6 +37,7 @@ def run(
     hook: Script | None = None,
     uniform01: float = 0.5,
     late_wakeups: dict[float, float] | None = None,
+    stop_with: int = signal.SIGTERM,
 ) -> tuple[TaskResult, FakeSpawner, RecordingSink]:
     clock = FakeClock()
     clock.late_wakeups = dict(late_wakeups or {})
@@ -58,7 +59,7 @@ def run(
 
             async def stopper() -> None:
                 await clock.sleep(stop_at)
-                stop.request(signal.SIGTERM)
+                stop.request(stop_with)
 
             stopping = asyncio.ensure_future(stopper())
         result = await task.run()
@@ -302,3 +303,17 @@ def test_success_after_retries_is_said_at_the_default_level():
     _, _, sink = run(spec(policy=rules("75:3:1s")), [fail(75), Script()])
     (event,) = [e for e in sink.events if e.name == "succeeded"]
     assert (event.level, event.message) == (Level.INFO, "succeeded after 1 retry")
+
+
+def test_ctrl_c_under_foreground_is_a_stop_even_when_the_command_is_reaped_first():
+    """The command dies of the terminal's INT at 1s, longrun's own INT lands at 1.05s: stopped."""
+    scripts = [Script(duration=1.0, code=None, signal=signal.SIGINT)]
+    result, _, _ = run(spec(foreground=True), scripts, stop_at=1.05, stop_with=signal.SIGINT)
+    assert result.status is TaskStatus.STOPPED
+
+
+def test_an_int_without_a_stop_is_still_the_commands_failure():
+    """Died of INT with no stop request to longrun (someone else's kill): a failure, after 0.2s."""
+    scripts = [Script(duration=1.0, code=None, signal=signal.SIGINT)]
+    result, _, _ = run(spec(foreground=True), scripts)
+    assert (result.status, result.exit_status) == (TaskStatus.FAILED, 128 + signal.SIGINT)

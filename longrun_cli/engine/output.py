@@ -31,82 +31,13 @@ from collections import deque
 from collections.abc import Callable
 from typing import TypeVar
 
-from longrun_cli.engine.streams import LINE_CAP, PatternWatch, block_loop_signals, write_all
+from longrun_cli.engine.framing import LineFramer
+from longrun_cli.engine.streams import PatternWatch, block_loop_signals, write_all
 
 READ_SIZE = 64 * 1024
 PARTIAL_WAIT = 0.1  # seconds a partial line may wait for the rest of it
 HIGH_WATER = 4 * 1024 * 1024  # queued bytes per destination before the readers pause
 STREAM_TURN = 1.0  # seconds a line being streamed may keep the others waiting
-
-
-class LineFramer:
-    """Cuts a byte stream into prefixed lines; pure, so it is tested against a reference.
-
-    ``feed`` returns what can be written now: complete lines, each behind the
-    prefix. A partial line is kept until its newline; once it reaches ``cap``
-    bytes it is written as it comes (``streaming``: the destination is left
-    mid-line until the newline or a ``cut``), so memory stays bounded.
-    """
-
-    def __init__(self, prefix: bytes, cap: int = LINE_CAP, *, terminal: bool = False) -> None:
-        self._prefix = prefix
-        self._cap = cap
-        self._partial = b""
-        self.streaming = False
-        # On a terminal a bare \r (a progress bar redrawn in place) returns to the
-        # start of the line: the prefix follows it, or the redraw would cover it.
-        self._terminal = terminal and bool(prefix)
-
-    @property
-    def pending(self) -> bool:
-        """A line has begun and not ended (kept here, or streaming)."""
-        return bool(self._partial) or self.streaming
-
-    def feed(self, chunk: bytes) -> bytes:
-        head = b""
-        if self.streaming:
-            newline = chunk.find(b"\n")
-            if newline < 0:
-                return chunk
-            head, chunk = chunk[: newline + 1], chunk[newline + 1 :]
-            self.streaming = False
-        data = self._partial + chunk if self._partial else chunk
-        last = data.rfind(b"\n")
-        if last < 0:
-            self._partial = data
-            out = head
-        else:
-            self._partial = data[last + 1 :]
-            out = head + self._prefixed(data[: last + 1])
-        if len(self._partial) >= self._cap:
-            out += self._prefix + self._partial
-            self._partial = b""
-            self.streaming = True
-        return out
-
-    def cut(self) -> bytes:
-        """End the line begun (its rest will start a new prefixed line); b"" when none."""
-        if self.streaming:
-            self.streaming = False
-            return b"\n"
-        if not self._partial:
-            return b""
-        partial, self._partial = self._partial, b""
-        return self._prefix + self._after_returns(partial) + b"\n"
-
-    def _prefixed(self, lines: bytes) -> bytes:
-        # Bulk operations on the whole block: no Python work per line.
-        if not self._prefix:
-            return lines
-        body = self._after_returns(lines[:-1])
-        return self._prefix + body.replace(b"\n", b"\n" + self._prefix) + b"\n"
-
-    def _after_returns(self, text: bytes) -> bytes:
-        if not self._terminal or b"\r" not in text:
-            return text
-        import re
-
-        return re.sub(rb"\r(?!\n|$)", lambda _: b"\r" + self._prefix, text)
 
 
 class Destination:

@@ -29,10 +29,13 @@ import sys
 import threading
 from collections import deque
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from longrun_cli.engine.framing import LineFramer
 from longrun_cli.engine.streams import PatternWatch, block_loop_signals, write_all
+
+if TYPE_CHECKING:
+    from longrun_cli.engine.logring import LogRing
 
 READ_SIZE = 64 * 1024
 PARTIAL_WAIT = 0.1  # seconds a partial line may wait for the rest of it
@@ -205,8 +208,10 @@ class LineCopier:
         destination: Destination,
         prefix: bytes | None,
         watch: PatternWatch,
+        log: LogRing | None = None,
     ) -> None:
         self._fd = read_fd
+        self._log = log  # the task's last lines, for longrun ctl logs
         self._destination = destination
         # None: raw bytes, as they come (exec's copier where no thread can be had).
         self._framer = (
@@ -259,6 +264,8 @@ class LineCopier:
             self._end()
             return
         self._watch.search_chunk(chunk)
+        if self._log is not None:
+            self._log.feed(self._destination.fd, chunk)
         framer = self._framer
         if framer is None:
             self._put(chunk)
@@ -309,6 +316,8 @@ class LineCopier:
         self._paused = False
         os.close(self._fd)
         self._watch.end()
+        if self._log is not None:
+            self._log.end(self._destination.fd)
         if self._framer is not None:
             # A partial last line gets its newline, or the next task's line would continue it.
             self._destination.put(self._framer.cut(), self)

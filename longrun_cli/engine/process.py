@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
+    from longrun_cli.engine.logring import LogRing
     from longrun_cli.engine.output import LineCopier
     from longrun_cli.engine.streams import StreamCopier
 
@@ -57,6 +58,7 @@ class LaunchSpec(NamedTuple):
     on_stdout_match: Callable[[str], None] | None = None
     stdin_null: bool = False
     quiet: bool = False  # readiness probes: output discarded
+    log: LogRing | None = None  # group mode: the task's last lines, for longrun ctl logs
 
 
 class ExitStatus(NamedTuple):
@@ -352,10 +354,17 @@ class Supervisor:
             from longrun_cli.engine.streams import copier_for
         if out_pipe is not None:
             child._stdout_copier = copier_for(
-                out_pipe, 1, spec.stdout_patterns, spec.output_prefix, spec.on_stdout_match
+                out_pipe,
+                1,
+                spec.stdout_patterns,
+                spec.output_prefix,
+                spec.on_stdout_match,
+                spec.log,
             )
         if err_pipe is not None:
-            child._stderr_copier = copier_for(err_pipe, 2, spec.stderr_patterns, spec.output_prefix)
+            child._stderr_copier = copier_for(
+                err_pipe, 2, spec.stderr_patterns, spec.output_prefix, log=spec.log
+            )
         self._reap()
         return child
 

@@ -11,19 +11,21 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from longrun_cli.engine.events import Event, Level
 from longrun_cli.engine.process import LaunchSpec, SpawnError
 from longrun_cli.engine.task import (
     FAILURES,
+    Progress,
     StopControl,
     Task,
     TaskIO,
     TaskResult,
     TaskStatus,
 )
+from longrun_cli.engine.taskstate import Refused, TaskState, TaskView, refusal, select
 from longrun_cli.policy.duration import format_duration, to_seconds
 from longrun_cli.policy.group import Condition, GroupSpec, GroupTask, ReadyProbe
 from longrun_cli.telemetry import NO_TASK
@@ -44,25 +46,6 @@ class RunnerResult(NamedTuple):
     results: dict[str, TaskResult]
 
 
-class _TaskState:
-    """What dependents can observe about one task while it runs."""
-
-    def __init__(self, group_task: GroupTask, on_ready: Callable[[], None]) -> None:
-        self.group_task = group_task
-        self.on_ready = on_ready
-        self.started = asyncio.Event()
-        self.ready = asyncio.Event()
-        self.ready_failed = asyncio.Event()
-        self.done: asyncio.Future[TaskResult] = asyncio.get_running_loop().create_future()
-        self.task: Task | None = None
-
-    def mark_started(self) -> None:
-        self.started.set()
-        if self.group_task.ready is None and not self.ready.is_set():
-            self.ready.set()
-            self.on_ready()
-
-
 class Runner:
     def __init__(
         self,
@@ -75,8 +58,10 @@ class Runner:
         prefixes: Mapping[str, bytes] | None = None,
         environ: Mapping[str, str] = os.environ,
         trace: GroupTrace | None = None,
+        log_lines: int = 1000,
     ) -> None:
         self._trace = trace
+        self._log_lines = log_lines
         self._group = group
         self._spawner = spawner
         self._clock = clock
@@ -84,14 +69,104 @@ class Runner:
         self._stop = stop
         self._prefixes = prefixes or {}
         self._environ = environ
-        self._states: dict[str, _TaskState] = {}
+        self._states: dict[str, TaskState] = {}
         self._first_failure: str | None = None
         self._all_ready_sent = False
+        # Done once no task runs or can run without an operator (every one has
+        # ended, was stopped on request, or waits on one that was): the group ends.
+        self._idle: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        # Called after any task changes state (longrun ctl status --watch).
+        self.listeners: set[Callable[[], None]] = set()
+        self._waiters: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
+
+    @property
+    def clock(self) -> Clock:
+        return self._clock
+
+    @property
+    def ending(self) -> bool:
+        """The group is on its way out: no task will start again."""
+        return self._stop.is_requested or self._idle.done()
+
+    def views(self) -> list[TaskView]:
+        return [state.view() for state in self._states.values()]
+
+    def states(self) -> dict[str, TaskState]:
+        return self._states
+
+    async def stop(self, names: Sequence[str]) -> list[str]:
+        """Stop tasks gracefully; they end ``stopped`` and the others go on (no failure).
+
+        Returns once they have stopped (or after their grace period and a margin).
+        Raises Refused, naming the task, when one cannot be stopped now.
+        """
+        chosen = self._select(names, "stop")
+        for state in chosen:
+            state.restart_pending = False
+            _resolve(state.halt)
+        await self._until(lambda: all(s.parked or s.done.done() for s in chosen))
+        return [state.name for state in chosen]
+
+    async def start(self, names: Sequence[str]) -> list[str]:
+        """Run tasks stopped on request again; returns once each has started (or ended)."""
+        return await self._run_again(self._select(names, "start"))
+
+    async def restart(self, names: Sequence[str]) -> list[str]:
+        """Stop tasks' attempts gracefully and run them again at once, budgets reset.
+
+        A restart on request is never a failure: no rule sees it, no budget is spent.
+        """
+        return await self._run_again(self._select(names, "restart"))
+
+    async def _run_again(self, chosen: list[TaskState]) -> list[str]:
+        before = {state.name: (state.generation, state.spawns) for state in chosen}
+        for state in chosen:
+            if state.parked:
+                state.parked = False
+                _resolve(state.wake)
+            else:
+                state.restart_pending = True
+                _resolve(state.halt)
+
+        def again(state: TaskState) -> bool:
+            generation, spawns = before[state.name]
+            if state.spawns > spawns or state.done.done() or state.parked:
+                return True
+            progress = state.progress
+            return state.generation > generation and progress is not None
+
+        await self._until(lambda: all(again(s) for s in chosen))
+        return [state.name for state in chosen]
+
+    def _select(self, names: Sequence[str], verb: str) -> list[TaskState]:
+        if self.ending:
+            raise Refused("the group is stopping")
+        chosen = select(self._states, names)
+        for state in chosen:
+            why = refusal(state, verb)
+            if why is not None:
+                raise Refused(why)
+        return chosen
+
+    async def _until(self, settled: Callable[[], bool]) -> None:
+        """Wait until ``settled()`` holds after a change, at most the longest grace and 5 s."""
+        if settled():
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((settled, future))
+        patience = max(to_seconds(t.spec.kill_after) for t in self._group.tasks) + 5.0
+        timer = asyncio.ensure_future(self._clock.sleep(patience))
+        try:
+            await asyncio.wait([future, timer], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            timer.cancel()
 
     async def run(self) -> RunnerResult:
         """Run every task to its end, then the hooks; never raises for a failing command."""
+        now = self._clock.now()
         self._states = {
-            task.name: _TaskState(task, self._check_all_ready) for task in self._group.tasks
+            task.name: TaskState(task, self._check_all_ready, self._log_lines, now)
+            for task in self._group.tasks
         }
         await asyncio.gather(*(self._run_one(state) for state in self._states.values()))
         results = {name: state.done.result() for name, state in self._states.items()}
@@ -103,20 +178,31 @@ class Runner:
             self._trace.finish(status, self._first_failure)
         return RunnerResult(status, self._first_failure, results)
 
-    async def _run_one(self, state: _TaskState) -> None:
+    async def _run_one(self, state: TaskState) -> None:
         group_task = state.group_task
         result = TaskResult(TaskStatus.STOPPED, 0, 0)
         try:
+            state.waiting = True
             blocked = await self._wait_for_dependencies(group_task)
+            state.waiting = False
             if blocked is not None:
                 result = self._dependency_failed(group_task, blocked)
-            elif not self._stop.is_requested:
+            elif not self.ending:
                 result = await self._start(state)
+                # Stopped on request (longrun ctl): wait for start, or go again at once.
+                while state.halted_on_request and not self._stop.is_requested:
+                    if not state.restart_pending and not await self._park(state):
+                        break
+                    state.restart_pending = False
+                    result = await self._start(state)
         finally:
+            state.waiting = state.parked = False
             # Dependents wait on this future: it must resolve on every way out.
             if not state.done.done():
                 state.done.set_result(result)
             self._check_all_ready()
+            self._check_idle()
+            self._changed(state)
         if result.status in FAILURES and self._first_failure is None:
             self._first_failure = group_task.name
             others = len(self._states) > 1
@@ -129,15 +215,35 @@ class Runner:
             )
             self._stop.cancel()
 
-    async def _start(self, state: _TaskState) -> TaskResult:
+    async def _park(self, state: TaskState) -> bool:
+        """A task stopped on request waits: True when started again, False when the group ends."""
+        state.wake = asyncio.get_running_loop().create_future()
+        state.parked = True
+        self._changed(state)
+        self._check_idle()
+        contenders: list[asyncio.Future[Any]] = [state.wake, self._stop.requested, self._idle]
+        await asyncio.wait(contenders, return_when=asyncio.FIRST_COMPLETED)
+        if not state.wake.done() or self._stop.is_requested:
+            return False
+        state.parked = False
+        return True
+
+    async def _start(self, state: TaskState) -> TaskResult:
         group_task = state.group_task
         probe = group_task.ready
+        state.halt = asyncio.get_running_loop().create_future()
+        state.generation += 1
+        if state.task is not None:  # started again: readiness is to be shown anew
+            state.ready.clear()
+            state.ready_failed.clear()
         io = TaskIO(
             output_prefix=self._prefixes.get(group_task.name, b""),
             stdin_null=True,
             stdout_patterns=(probe.stdout,) if probe and probe.stdout else (),
             on_stdout_match=lambda _pattern: self._became_ready(state),
             on_started=state.mark_started,
+            on_progress=lambda progress: self._on_progress(state, progress),
+            log=state.log,
         )
         task = Task(
             group_task.spec,
@@ -150,24 +256,52 @@ class Runner:
             trace=self._trace.task(group_task.name, group_task.spec.argv)
             if self._trace is not None
             else NO_TASK,
+            halt=state.halt,
+            runs_before=state.runs,
         )
         state.task = task
+        state.progress = None
+        self._changed(state)
         prober = None
         if probe is not None:
             prober = asyncio.ensure_future(self._watch_readiness(state, probe, task))
         try:
             return await task.run()
         finally:
+            state.runs = task.runs
             if prober is not None:
                 prober.cancel()
-            if not state.ready.is_set():
+            if not state.ready.is_set() and not state.halted_on_request:
                 state.ready_failed.set()
 
-    def _became_ready(self, state: _TaskState) -> None:
+    def _on_progress(self, state: TaskState, progress: Progress) -> None:
+        state.progress = progress
+        if progress.phase == "running":
+            state.spawns += 1
+        self._changed(state)
+
+    def _changed(self, state: TaskState) -> None:
+        """A task may have changed state: note when, tell the listeners, wake operations."""
+        state.refresh(self._clock.now())
+        for listener in list(self.listeners):
+            listener()
+        if self._waiters:
+            waiting = []
+            for settled, future in self._waiters:
+                if future.done():
+                    continue
+                if settled():
+                    future.set_result(None)
+                else:
+                    waiting.append((settled, future))
+            self._waiters = waiting
+
+    def _became_ready(self, state: TaskState) -> None:
         if not state.ready.is_set():
             state.ready.set()
             self._emit(state.group_task.name, "ready", Level.INFO, "ready")
             self._check_all_ready()
+            self._changed(state)
 
     def _check_all_ready(self) -> None:
         """One event when every task is ready, or done with success: systemd's READY=1.
@@ -182,14 +316,14 @@ class Runner:
             self._emit("longrun", "all-ready", Level.DEBUG, "every task is ready")
 
     @staticmethod
-    def _counts_as_ready(state: _TaskState) -> bool:
+    def _counts_as_ready(state: TaskState) -> bool:
         if state.ready_failed.is_set() and not state.ready.is_set():
             return False
         if state.done.done():
             return state.done.result().status is TaskStatus.SUCCEEDED
         return state.ready.is_set()
 
-    async def _watch_readiness(self, state: _TaskState, probe: ReadyProbe, task: Task) -> None:
+    async def _watch_readiness(self, state: TaskState, probe: ReadyProbe, task: Task) -> None:
         """Wait for the stdout regex, or run the probe command until it succeeds."""
         await state.started.wait()
         deadline = self._clock.now() + to_seconds(probe.timeout)
@@ -254,7 +388,7 @@ class Runner:
                 return f"dependency {dependency!r} {reason}"
         return None
 
-    async def _condition(self, state: _TaskState, condition: Condition) -> str | None:
+    async def _condition(self, state: TaskState, condition: Condition) -> str | None:
         if condition is Condition.STARTED:
             met, failed = state.started, None
         elif condition is Condition.READY:
@@ -263,7 +397,7 @@ class Runner:
             met, failed = None, None
         met_waiter = asyncio.ensure_future(met.wait()) if met is not None else None
         failed_waiter = asyncio.ensure_future(failed.wait()) if failed is not None else None
-        contenders: list[asyncio.Future[Any]] = [self._stop.requested, state.done]
+        contenders: list[asyncio.Future[Any]] = [self._stop.requested, self._idle, state.done]
         contenders += [w for w in (met_waiter, failed_waiter) if w is not None]
         try:
             await asyncio.wait(contenders, return_when=asyncio.FIRST_COMPLETED)
@@ -280,13 +414,39 @@ class Runner:
             return f"ended ({result.status.value}) before it was {condition.value}"
         if failed is not None and failed.is_set():
             return "did not become ready"
-        return None  # stop requested: the caller notices
+        return None  # stop requested, or the group ended: the caller notices
 
     def _dependency_failed(self, group_task: GroupTask, why: str) -> TaskResult:
-        if self._stop.is_requested:
+        if self.ending:
             return TaskResult(TaskStatus.STOPPED, 0, 0)
         self._emit(group_task.name, "dependency-failed", Level.ERROR, f"cannot start: {why}")
         return TaskResult(TaskStatus.FAILED, EXIT_DEPENDENCY_FAILED, 0)
+
+    def _check_idle(self) -> None:
+        if self._idle.done():
+            return
+        if all(s.done.done() or s.parked or self._blocked(s) for s in self._states.values()):
+            self._idle.set_result(None)
+
+    def _blocked(self, state: TaskState) -> bool:
+        """Waiting on a dependency that only an operator can move (stopped on request)."""
+        if not state.waiting:
+            return False
+        for dependency, condition in state.group_task.depends_on:
+            other = self._states[dependency]
+            if self._holds(other, condition):
+                continue
+            if other.parked or self._blocked(other):
+                return True
+        return False
+
+    @staticmethod
+    def _holds(state: TaskState, condition: Condition) -> bool:
+        if condition is Condition.STARTED:
+            return state.started.is_set()
+        if condition is Condition.READY:
+            return state.ready.is_set()
+        return state.done.done() and state.done.result().status is TaskStatus.SUCCEEDED
 
     async def _run_hooks(self, results: dict[str, TaskResult]) -> None:
         deadline = self._clock.now() + to_seconds(self._group.shutdown_timeout)
@@ -308,3 +468,8 @@ class Runner:
 
     def _emit(self, task: str, name: str, level: Level, message: str, **fields: object) -> None:
         self._sink.emit(Event(name, task, level, message, tuple(fields.items())))
+
+
+def _resolve(future: asyncio.Future[None] | None) -> None:
+    if future is not None and not future.done():
+        future.set_result(None)

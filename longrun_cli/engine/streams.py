@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from longrun_cli.engine.logring import LogRing
     from longrun_cli.engine.output import LineCopier
 
 CHUNK = 1024 * 1024
@@ -174,6 +175,7 @@ def copier_for(
     patterns: tuple[str, ...],
     prefix: bytes | None,
     on_match: Callable[[str], None] | None = None,
+    log: LogRing | None = None,
 ) -> StreamCopier | LineCopier:
     """The copier of one pipe: exec's raw copier (a thread), or a group's lines (the loop)."""
     read_fd, write_fd = pipe
@@ -191,7 +193,7 @@ def copier_for(
             pass  # no thread to be had (ulimit -u): copy on the event loop
     from longrun_cli.engine.output import LineCopier, destination
 
-    return LineCopier(read_fd, destination(dest_fd), prefix, watch)
+    return LineCopier(read_fd, destination(dest_fd), prefix, watch, log)
 
 
 def found_in_a_line(regex: Any, text: bytes | bytearray) -> bool:

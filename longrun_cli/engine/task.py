@@ -26,6 +26,7 @@ from longrun_cli.telemetry import NO_TASK
 if TYPE_CHECKING:
     from longrun_cli.engine.clock import Clock
     from longrun_cli.engine.events import EventSink
+    from longrun_cli.engine.logring import LogRing
     from longrun_cli.telemetry import AttemptTrace, TaskTrace
 
 
@@ -83,6 +84,7 @@ class StopControl:
 class Interrupt(Enum):
     STOP = "stop"
     DEADLINE = "deadline"
+    HALT = "halt"  # this task alone, on request (longrun ctl stop or restart)
 
 
 class TaskStatus(Enum):
@@ -112,6 +114,24 @@ class TaskIO(NamedTuple):
     stdout_patterns: tuple[str, ...] = ()  # readiness regexes
     on_stdout_match: Callable[[str], None] | None = None
     on_started: Callable[[], None] | None = None  # after every successful spawn
+    on_progress: Callable[[Progress], None] | None = None  # every change of phase
+    log: LogRing | None = None  # the last lines of output, for longrun ctl logs
+
+
+class Progress(NamedTuple):
+    """Where a task is, for ``longrun ctl status``: reported at every change of phase.
+
+    ``phase`` is ``starting`` (the initial delay), ``running``, ``backoff`` or
+    ``sleeping`` (between interval runs); ``next_at`` is the clock time of the
+    next run or retry.
+    """
+
+    phase: str
+    pid: int | None
+    run: int
+    attempt: int
+    next_at: float | None
+    last_exit: str | None
 
 
 EXEC_IO = TaskIO()
@@ -132,8 +152,12 @@ class Task:
         environ: Mapping[str, str] = os.environ,
         io: TaskIO = EXEC_IO,
         trace: TaskTrace = NO_TASK,
+        halt: asyncio.Future[None] | None = None,
+        runs_before: int = 0,
     ) -> None:
         self.spec = spec
+        # Done when this task alone is to stop (ctl stop or restart): no failure.
+        self._halt = halt
         self._io = io
         self._trace = trace
         self._attempt_trace: AttemptTrace | None = None
@@ -145,8 +169,14 @@ class Task:
         self._uniform01 = uniform01 or _random_sample
         self._base_env = {**environ, **spec.env, "LONGRUN_TASK": spec.name}
         self._deadline_at: float | None = None
-        self._runs = 0
+        self._runs = runs_before
         self._streak = 0
+        self._last_exit: str | None = None
+
+    @property
+    def runs(self) -> int:
+        """Runs so far, counting those of the Tasks this one follows (a restart)."""
+        return self._runs
 
     @property
     def base_env(self) -> Mapping[str, str]:
@@ -175,8 +205,8 @@ class Task:
             )
 
     async def _run_policy(self) -> TaskResult:
-        if self.spec.delay:
-            interrupt = await self._pause(to_seconds(self.spec.delay))
+        if self.spec.delay and not self._runs:
+            interrupt = await self._pause(to_seconds(self.spec.delay), "starting")
             if interrupt is not None:
                 return self._interrupted(interrupt)
         budgets = Budgets.fresh(len(self.spec.policy.rules))
@@ -185,7 +215,7 @@ class Task:
             if isinstance(outcome_or_end, TaskResult):
                 return outcome_or_end
             decision, budgets = outcome_or_end
-            interrupt = await self._pause(to_seconds(decision.delay))
+            interrupt = await self._pause(to_seconds(decision.delay), "backoff")
             if interrupt is not None:
                 return self._interrupted(interrupt)
 
@@ -197,6 +227,7 @@ class Task:
             outcome = await self._attempt()
             if isinstance(outcome, Interrupt):
                 return self._interrupted(outcome)
+            self._last_exit = _short_exit(outcome)
             sample = self._uniform01() if self.spec.policy.jitter else 0.0
             decision, budgets = self.spec.policy.decide(budgets, outcome, sample)
             if decision.verdict is not Verdict.SUCCESS:
@@ -224,7 +255,7 @@ class Task:
                 next_tick += missed * interval
                 self._emit("tick-skipped", Level.DEBUG, "command overran its interval")
                 continue
-            interrupt = await self._pause(next_tick - now)
+            interrupt = await self._pause(next_tick - now, "sleeping")
             if interrupt is not None:
                 return self._interrupted(interrupt)
             next_tick = _next_after(next_tick, interval, self._clock.now())
@@ -344,6 +375,7 @@ class Task:
             stop_signal=self.spec.stop_signal,
             kill_after=to_seconds(self.spec.kill_after),
             output_prefix=self._io.output_prefix,
+            log=self._io.log,
             stdout_patterns=self._io.stdout_patterns,
             on_stdout_match=self._io.on_stdout_match,
             stdin_null=self._io.stdin_null,
@@ -353,6 +385,7 @@ class Task:
         except SpawnError as exc:
             return Outcome(exit_code=exc.status, spawn_error=str(exc))
         self._attempt_pid = child.pid
+        self._progress("running", child.pid)
         if self._io.on_started is not None:
             self._io.on_started()
         self._emit(
@@ -370,11 +403,12 @@ class Task:
             return _outcome(status)
         # A requested stop (a signal, or another task of the group failing) is not
         # an error of this task: -q must stay quiet on `systemctl stop`.
-        levels = {"timeout": Level.WARNING, "deadline": Level.ERROR, "stop": Level.INFO}
+        levels = {"timeout": Level.WARNING, "deadline": Level.ERROR}
+        event = "stop" if reason == "halt" else reason
         self._emit(
-            reason,
-            levels[reason],
-            f"{reason}: sending {signal_name(self.spec.stop_signal)}",
+            event,
+            levels.get(reason, Level.INFO),
+            f"{event}: sending {signal_name(self.spec.stop_signal)}",
             pid=child.pid,
         )
         killed = await child.stop(
@@ -394,7 +428,7 @@ class Task:
             self._abandon_attempt("timeout", "deadline passed")
             return Interrupt.DEADLINE
         self._abandon_attempt("stopped", None)
-        return Interrupt.STOP
+        return Interrupt.HALT if reason == "halt" else Interrupt.STOP
 
     async def _terminal_stopped_us(self, status: ExitStatus) -> bool:
         """Ctrl-C under --foreground: the terminal signalled the command and longrun alike.
@@ -418,6 +452,8 @@ class Task:
         """Wait for the command to exit; name what came first if it was not the command."""
         limit, reason = self._limit(timeout)
         contenders: list[asyncio.Future[Any]] = [exited, self._stop.requested]
+        if self._halt is not None:
+            contenders.append(self._halt)
         timer = asyncio.ensure_future(self._clock.sleep(limit)) if limit is not None else None
         if timer is not None:
             contenders.append(timer)
@@ -430,6 +466,8 @@ class Task:
             return None
         if self._stop.is_requested:
             return "stop"
+        if self._halt is not None and self._halt.done():
+            return "halt"
         return reason
 
     def _limit(self, timeout: float | None) -> tuple[float | None, str]:
@@ -441,20 +479,28 @@ class Task:
             return timeout, "timeout"
         return remaining, "deadline"
 
-    async def _pause(self, seconds: float) -> Interrupt | None:
+    async def _pause(self, seconds: float, phase: str) -> Interrupt | None:
         """Sleep, cut short by a stop request or the deadline."""
         if self._stop.is_requested:
             return Interrupt.STOP
+        if self._halt is not None and self._halt.done():
+            return Interrupt.HALT
         limit, reason = self._limit(seconds)
         if seconds <= 0 and reason != "deadline":
             return None
+        self._progress(phase, None, self._clock.now() + seconds)
         timer = asyncio.ensure_future(self._clock.sleep(limit or 0.0))
+        contenders: list[asyncio.Future[Any]] = [self._stop.requested, timer]
+        if self._halt is not None:
+            contenders.append(self._halt)
         try:
-            await asyncio.wait([self._stop.requested, timer], return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(contenders, return_when=asyncio.FIRST_COMPLETED)
         finally:
             timer.cancel()
         if self._stop.is_requested:
             return Interrupt.STOP
+        if self._halt is not None and self._halt.done():
+            return Interrupt.HALT
         if reason == "deadline":
             return Interrupt.DEADLINE
         return None
@@ -463,6 +509,9 @@ class Task:
         if interrupt is Interrupt.DEADLINE:
             self._emit("deadline", Level.ERROR, "deadline passed")
             return TaskResult(TaskStatus.DEADLINE, EXIT_TIMEOUT, self._runs)
+        if interrupt is Interrupt.HALT:
+            self._emit("stopped", Level.INFO, "stopped on request (longrun ctl)")
+            return TaskResult(TaskStatus.STOPPED, 0, self._runs)
         signum = self._stop.signal
         if signum is None:
             self._emit("stopped", Level.INFO, "stopped: another task failed")
@@ -523,6 +572,12 @@ class Task:
             "not waiting for it (it is stopped when longrun ends)",
         )
 
+    def _progress(self, phase: str, pid: int | None, next_at: float | None = None) -> None:
+        if self._io.on_progress is not None:
+            self._io.on_progress(
+                Progress(phase, pid, self._runs, self._streak + 1, next_at, self._last_exit)
+            )
+
     def _emit(self, name: str, level: Level, message: str, **fields: object) -> None:
         ids = (self._attempt_trace or self._trace).log_ids()
         self._sink.emit(Event(name, self.spec.name, level, message, (*fields.items(), *ids)))
@@ -557,6 +612,15 @@ def _random_sample() -> float:
 
 def _outcome(status: ExitStatus) -> Outcome:
     return Outcome(exit_code=status.code, signal=status.signal, stderr_hits=status.stderr_hits)
+
+
+def _short_exit(outcome: Outcome) -> str:
+    """The last exit as ``ctl status`` shows it: ``0``, ``75``, ``SIGKILL`` or ``timeout``."""
+    if outcome.timed_out:
+        return "timeout"
+    if outcome.signal is not None:
+        return "SIG" + signal_name(outcome.signal)
+    return str(outcome.exit_code)
 
 
 def _outcome_fields(outcome: Outcome) -> dict[str, object]:

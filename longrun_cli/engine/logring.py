@@ -1,0 +1,60 @@
+"""The last lines of one task's output, kept for ``longrun ctl logs`` (pure: no IO).
+
+Both of a task's streams feed one ring, in the order their chunks arrive; each
+stream keeps its own partial line, so a stdout line never swallows half of a
+stderr line. Memory is bounded twice: at most ``capacity`` lines, each at most
+``LINE_LIMIT`` bytes (a longer line is kept as several).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+
+LINE_LIMIT = 16 * 1024
+DEFAULT_CAPACITY = 1000
+
+
+class LogRing:
+    def __init__(self, capacity: int = DEFAULT_CAPACITY, line_limit: int = LINE_LIMIT) -> None:
+        self.lines: deque[bytes] = deque(maxlen=capacity)
+        self._line_limit = line_limit
+        self._partial: dict[int, bytes] = {}
+        # Followers (``logs -f``): called with each batch of complete lines.
+        self.followers: set[Callable[[list[bytes]], None]] = set()
+
+    def feed(self, stream: int, chunk: bytes) -> None:
+        """Add what ``stream`` (1 or 2) wrote; complete lines enter the ring."""
+        data = self._partial.pop(stream, b"") + chunk
+        lines = data.split(b"\n")
+        rest = lines.pop()
+        if len(rest) >= self._line_limit:
+            lines.append(rest)
+            rest = b""
+        if rest:
+            self._partial[stream] = rest
+        if lines:
+            self._add(lines)
+
+    def end(self, stream: int) -> None:
+        """The stream closed: its unfinished last line is a line too."""
+        rest = self._partial.pop(stream, b"")
+        if rest:
+            self._add([rest])
+
+    def tail(self, count: int) -> list[bytes]:
+        if count <= 0:
+            return []
+        return list(self.lines)[-count:]
+
+    def _add(self, lines: list[bytes]) -> None:
+        limit = self._line_limit
+        if any(len(line) > limit for line in lines):
+            lines = [
+                line[start : start + limit]
+                for line in lines
+                for start in range(0, max(len(line), 1), limit)
+            ]
+        self.lines.extend(lines)
+        for follower in list(self.followers):
+            follower(lines)

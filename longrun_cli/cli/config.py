@@ -17,6 +17,7 @@ from longrun_cli.cli.toml_values import shell
 from longrun_cli.policy.decision import RetryPolicy
 from longrun_cli.policy.errors import SpecError
 from longrun_cli.policy.group import (
+    DEFAULT_LOG_LINES,
     DEFAULT_SHUTDOWN_TIMEOUT,
     Condition,
     DependencyError,
@@ -39,7 +40,7 @@ StrPath = str | os.PathLike[str]
 NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 PROCFILE_LINE = re.compile(r"^([A-Za-z0-9_-]+):\s*(.+)$")
 
-RUNNER_KEYS = ("shutdown_timeout", "kill_after")
+RUNNER_KEYS = ("shutdown_timeout", "kill_after", "name", "control", "log_lines")
 TASK_KEYS = (
     "command",
     "interval",
@@ -291,8 +292,18 @@ class _TomlLoader:
         if not isinstance(tasks, dict) or not tasks:
             raise self.error(("tasks",), "define at least one [tasks.NAME] table")
         group_tasks = [self.task(name, table, kill_after) for name, table in tasks.items()]
+        name = control = None
+        log_lines = DEFAULT_LOG_LINES
+        if "name" in runner:
+            name = self.value(("runner", "name"), runner["name"], values.as_group_name)
+        if "control" in runner:
+            control = self.value(("runner", "control"), runner["control"], values.as_path)
+        if "log_lines" in runner:
+            log_lines = self.value(
+                ("runner", "log_lines"), runner["log_lines"], values.as_line_count
+            )
         try:
-            return GroupSpec(tuple(group_tasks), shutdown_timeout)
+            return GroupSpec(tuple(group_tasks), shutdown_timeout, name, control, log_lines)
         except DependencyError as exc:
             line = self.locate(("tasks", exc.task, "depends_on"))
             raise ConfigError(

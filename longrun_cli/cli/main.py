@@ -310,6 +310,17 @@ gracefully and are re-raised.
     help="Grace period before SIGKILL for every task (default: [runner] value, else 10s).",
 )
 @click.option("--no-prefix", is_flag=True, help="Do not prefix output lines with task names.")
+@click.option(
+    "--name",
+    metavar="NAME",
+    help="Group name for longrun ctl (default: [runner] name, else the directory's name).",
+)
+@click.option(
+    "--control",
+    metavar="PATH",
+    help="Serve the control socket here (default: $XDG_RUNTIME_DIR/longrun/NAME.sock).",
+)
+@click.option("--no-control", is_flag=True, help="Serve no control socket (no longrun ctl).")
 @output_options
 def group_command(
     file: str | None,
@@ -318,6 +329,9 @@ def group_command(
     shutdown_timeout: str | None,
     kill_after: str | None,
     no_prefix: bool,
+    name: str | None,
+    control: str | None,
+    no_control: bool,
     log_format: str,
     verbose: int,
     quiet: int,
@@ -332,9 +346,15 @@ def group_command(
         return to_json(group_plan_record(group)) if as_json else describe_group(group)
 
     def run(group: GroupSpec, renderer: LogRenderer) -> int:
+        from longrun_cli.cli.group import control_settings
         from longrun_cli.cli.run import run_group
 
-        return run_group(group, renderer, prefix=not no_prefix)
+        try:
+            settings = None if no_control else control_settings(group, file, name, control)
+        except SpecError as exc:
+            renderer.error(str(exc))
+            return EXIT_USAGE
+        return run_group(group, renderer, prefix=not no_prefix, control=settings)
 
     def build() -> GroupSpec:
         return load_group(file, inline, procfile, shutdown_timeout, kill_after)

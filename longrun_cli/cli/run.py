@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from typing import TYPE_CHECKING
 
@@ -11,9 +12,11 @@ from longrun_cli.engine.clock import MonotonicClock
 from longrun_cli.engine.process import reraise
 from longrun_cli.engine.task import Task, TaskResult
 from longrun_cli.policy.duration import to_seconds
+from longrun_cli.policy.status import EXIT_USAGE
 from longrun_cli.policy.taskspec import TaskSpec
 
 if TYPE_CHECKING:
+    from longrun_cli.cli.group import ControlSettings
     from longrun_cli.policy.group import GroupSpec
 
 
@@ -48,11 +51,23 @@ def _finish(status: int, stop_signal: int | None) -> int:
     return status
 
 
-def run_group(group: GroupSpec, renderer: LogRenderer, *, prefix: bool) -> int:
+def run_group(
+    group: GroupSpec, renderer: LogRenderer, *, prefix: bool, control: ControlSettings | None
+) -> int:
     from longrun_cli.cli.render import output_prefixes
     from longrun_cli.engine.runner import Runner, RunnerResult
 
     prefixes = output_prefixes([task.name for task in group.tasks], enabled=prefix)
+    listening = None
+    if control is not None:
+        from longrun_cli.control.paths import ControlError, bind
+
+        try:
+            # Before anything runs: a group of the same name is an error, not a second copy.
+            listening = bind(control.path, control.name, own_directory=control.own_directory)
+        except ControlError as exc:
+            renderer.error(str(exc))
+            return EXIT_USAGE
 
     async def work(session: Session) -> RunnerResult:
         runner = Runner(
@@ -63,14 +78,38 @@ def run_group(group: GroupSpec, renderer: LogRenderer, *, prefix: bool) -> int:
             session.stop,
             prefixes=prefixes,
             trace=session.tracer.group([task.name for task in group.tasks]),
+            log_lines=group.log_lines,
         )
-        return await runner.run()
+        if listening is None or control is None:
+            return await runner.run()
+        from longrun_cli.control.server import ControlServer
+
+        server = ControlServer(
+            runner,
+            listening,
+            control.path,
+            control.name,
+            session.sink,
+            lambda: session.request_stop(signal.SIGTERM),
+        )
+        await server.start()
+        try:
+            return await runner.run()
+        finally:
+            await server.close()
 
     grace = max(to_seconds(task.spec.kill_after) for task in group.tasks)
     # Two pipes per task, plus probes and hooks: a large group needs more than the
     # usual soft limit of 1024.
     descriptors = 3 * len(group.tasks) + 64
-    result, stop_signal = run_session(
-        work, renderer, ready_event="all-ready", grace=grace, descriptors=descriptors
-    )
+    try:
+        result, stop_signal = run_session(
+            work, renderer, ready_event="all-ready", grace=grace, descriptors=descriptors
+        )
+    finally:
+        if listening is not None and control is not None:
+            from longrun_cli.control.paths import remove
+
+            remove(control.path, listening)  # however the session ended
+            listening.close()
     return _finish(result.exit_status, stop_signal)

@@ -38,6 +38,7 @@ class Session(NamedTuple):
     stop: StopControl
     sink: EventSink
     tracer: Tracer
+    request_stop: Callable[[int], None]  # as if this signal had come (longrun ctl shutdown)
 
 
 def run_session(
@@ -135,7 +136,7 @@ async def _session(
     if inherited_mask:
         signal.pthread_sigmask(signal.SIG_SETMASK, ())
     try:
-        result = await work(Session(supervisor, stop, sink, tracer))
+        result = await work(Session(supervisor, stop, sink, tracer, on_stop))
         grace = 0.0 if stop.kill_now.done() else limits.grace
         escaped = await supervisor.stop_orphans(limits.stop_signal, grace)
         if escaped:

@@ -9,7 +9,7 @@ from typing import Any
 
 from longrun_cli.policy.backoff import Backoff
 from longrun_cli.policy.duration import MAX_DURATION, SECOND, parse_duration
-from longrun_cli.policy.errors import SpecError
+from longrun_cli.policy.errors import SpecError, quote
 from longrun_cli.policy.matcher import compile_pattern
 from longrun_cli.policy.rule import RetryRule
 from longrun_cli.policy.signals import parse_signal
@@ -122,8 +122,26 @@ def as_string(raw: Any) -> str:
 def as_path(raw: Any) -> str:
     path = as_string(raw)
     if "\0" in path:
-        raise SpecError(f"cwd {path!r} contains a NUL byte")
+        raise SpecError(f"path {quote(path)} contains a NUL byte")
     return path
+
+
+def as_line_count(raw: Any) -> int:
+    """``log_lines``: how many lines of each task ``longrun ctl logs`` can show."""
+    if isinstance(raw, bool) or not isinstance(raw, int) or not 1 <= raw <= MAX_LOG_LINES:
+        raise SpecError(f"expected an integer from 1 to {MAX_LOG_LINES}, got {_toml(raw)}")
+    return raw
+
+
+MAX_LOG_LINES = 100_000
+
+
+def as_group_name(raw: Any) -> str:
+    """``[runner] name``: it names the control socket file, so one printable path component."""
+    name = as_string(raw)
+    if name in (".", "..") or "/" in name or not name.isprintable():
+        raise SpecError(f"a group name is one printable file name, got {_toml(raw)}")
+    return name
 
 
 def _toml(raw: Any) -> str:

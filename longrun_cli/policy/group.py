@@ -12,6 +12,8 @@ from longrun_cli.policy.taskspec import TaskSpec
 
 # How long all shutdown hooks of a group may take together, unless configured.
 DEFAULT_SHUTDOWN_TIMEOUT = 30 * SECOND
+# Lines of each task's output a running group keeps for ``longrun ctl logs``.
+DEFAULT_LOG_LINES = 1000
 
 
 class DependencyError(SpecError):
@@ -67,6 +69,10 @@ class GroupSpec:
 
     tasks: tuple[GroupTask, ...]
     shutdown_timeout: int = DEFAULT_SHUTDOWN_TIMEOUT
+    # [runner] name, control and log_lines: the control socket (longrun ctl).
+    name: str | None = None
+    control: str | None = None
+    log_lines: int = DEFAULT_LOG_LINES
     order: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:

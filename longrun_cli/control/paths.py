@@ -1,0 +1,120 @@
+"""Where a group's control socket lives, and taking that place safely (SPEC §8).
+
+``--control PATH`` (or ``[runner] control``), else
+``$XDG_RUNTIME_DIR/longrun/NAME.sock``, else ``/tmp/longrun-UID/NAME.sock``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import socket
+import stat
+
+from longrun_cli.policy.errors import SpecError, quote
+
+# connect() to a socket whose server is alive but busy answers at once: a stale
+# socket refuses at once too, so this bounds only a hung (SIGSTOPped) group.
+PROBE_TIMEOUT = 1.0
+
+
+class ControlError(SpecError):
+    """The control socket cannot be served (exit 125, one line naming the path)."""
+
+
+def check_name(name: str) -> str:
+    """A group name becomes a file name: one path component, printable."""
+    if not name or name in (".", "..") or "/" in name or "\0" in name or not name.isprintable():
+        raise ControlError(f"group name {quote(name)} cannot name a socket file; use --name")
+    return name
+
+
+def default_path(name: str, environ: dict[str, str] | os._Environ[str] = os.environ) -> str:
+    runtime = environ.get("XDG_RUNTIME_DIR", "")
+    base = os.path.join(runtime, "longrun") if runtime else f"/tmp/longrun-{os.getuid()}"
+    return os.path.join(base, check_name(name) + ".sock")
+
+
+def socket_path(name: str, explicit: str | None) -> str:
+    return explicit if explicit else default_path(name)
+
+
+def bind(path: str, name: str, *, own_directory: bool) -> socket.socket:
+    """A listening socket at ``path``, 0600; a stale socket there is replaced.
+
+    A live socket there (another group of the same name) is an error naming it.
+    ``own_directory``: the directory is longrun's (the default path), kept 0700.
+    """
+    directory = os.path.dirname(path) or "."
+    _private_directory(directory, own_directory)
+    if os.path.lexists(path):
+        _replace_stale(path, name)
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        server.bind(path)
+        os.chmod(path, 0o600)
+        server.listen(128)
+    except OSError as exc:
+        server.close()
+        raise ControlError(
+            f"cannot serve the control socket {quote(path)}: {_reason(exc)}"
+        ) from None
+    server.setblocking(False)
+    return server
+
+
+def remove(path: str, server: socket.socket) -> None:
+    """Remove the socket file if it is still the one ``server`` is bound to."""
+    with contextlib.suppress(OSError):
+        if server.getsockname() == path and stat.S_ISSOCK(os.lstat(path).st_mode):
+            os.unlink(path)
+
+
+def is_live(path: str) -> bool | None:
+    """True: a server answers at ``path``; False: stale or refused; None: nothing there."""
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(PROBE_TIMEOUT)
+    try:
+        probe.connect(path)
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return False
+    finally:
+        probe.close()
+    return True
+
+
+def _private_directory(directory: str, own: bool) -> None:
+    try:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        info = os.stat(directory)
+        if own and info.st_uid == os.getuid() and stat.S_IMODE(info.st_mode) != 0o700:
+            os.chmod(directory, 0o700)
+    except OSError as exc:
+        raise ControlError(
+            f"cannot create the control directory {quote(directory)}: {_reason(exc)}"
+        ) from None
+    # Another user's directory (made first in /tmp) could swap our socket for theirs.
+    if info.st_uid != os.getuid() and os.getuid() != 0:
+        raise ControlError(f"control directory {quote(directory)} belongs to another user")
+
+
+def _replace_stale(path: str, name: str) -> None:
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return
+    if not stat.S_ISSOCK(mode):
+        raise ControlError(f"control socket path {quote(path)} exists and is not a socket")
+    if is_live(path):
+        raise ControlError(f"a group named {quote(name)} is already running ({path}); use --name")
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def _reason(exc: OSError) -> str:
+    if exc.errno == errno.EINVAL and exc.strerror is None:
+        return str(exc)
+    return exc.strerror or str(exc)

@@ -6,7 +6,7 @@ import contextlib
 import errno
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import click
 
@@ -86,7 +86,24 @@ def complete_signals(_ctx: click.Context, _param: click.Parameter, incomplete: s
 SHELLS = ("bash", "zsh", "fish")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _LazyGroup(click.Group):
+    """Commands in ``LAZY`` are built only when asked for: exec's start-up never pays for them."""
+
+    LAZY: ClassVar[dict[str, str]] = {"ctl": "longrun_cli.cli.ctl"}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.LAZY})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.LAZY and cmd_name not in self.commands:
+            import importlib
+
+            module = importlib.import_module(self.LAZY[cmd_name])
+            self.add_command(getattr(module, cmd_name))
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "-V", "--version", prog_name="longrun")
 def cli() -> None:
     """Run commands as supervised tasks: retry rules, backoff, timeouts, graceful stop."""

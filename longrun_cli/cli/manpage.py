@@ -232,6 +232,9 @@ TOML_SCHEMA = """\
 [runner]
 shutdown_timeout = "30s"     # all hooks together
 kill_after = "10s"           # default grace period before SIGKILL
+name = "shop"                # for longrun ctl (default: this file's directory's name)
+control = "/run/shop.sock"   # the control socket (default: see longrun-ctl(1))
+log_lines = 1000             # lines of each task kept for longrun ctl logs
 
 [tasks.migrate]
 command = ["./migrate", "--up"]          # list = argv; string = a command line
@@ -336,10 +339,23 @@ def group_page() -> str:
         *_tagged(EXIT_STATUS),
         ".SH SIGNALS",
         roff(SIGNALS.replace("the command's process group", "every task's process group")),
+        ".SH CONTROL",
+        roff(
+            "Unless --no-control is given, the group serves a control socket for "
+            "longrun-ctl(1): its state, restart, stop and start of one task, its last lines "
+            "of output, shutdown. The socket is --control, else [runner] control, else "
+            "$XDG_RUNTIME_DIR/longrun/NAME.sock, else /tmp/longrun-UID/NAME.sock; NAME is "
+            "--name, else [runner] name, else the name of the group file's directory (with "
+            "-t or --procfile: of the working directory). If a group of that name is already "
+            "running, longrun exits 125 and names it. A task stopped by longrun ctl is no "
+            "failure: the others go on, and the group ends, with status 0, when no task is "
+            "left running or able to start without an operator."
+        ),
         ".SH ENVIRONMENT",
         *_tagged(ENVIRONMENT),
         ".SH SEE ALSO",
-        "\\fBlongrun\\fR(1), \\fBlongrun\\-exec\\fR(1), \\fBhoncho\\fR(1)",
+        "\\fBlongrun\\fR(1), \\fBlongrun\\-exec\\fR(1), \\fBlongrun\\-ctl\\fR(1), "
+        "\\fBhoncho\\fR(1)",
     ]
     return "\n".join(lines) + "\n"
 
@@ -355,7 +371,10 @@ def main_page() -> str:
     ]
     # Only the commands with a page of their own are cited (no longrun-completion(1)).
     paged = sorted(name.removeprefix("longrun-").removesuffix(".1") for name in _PAGED)
-    for name, command in sorted(cli.commands.items()):
+    ctx = click.Context(cli, info_name="longrun")
+    for name in cli.list_commands(ctx):
+        command = cli.get_command(ctx, name)
+        assert command is not None
         lines += [".TP", f"\\fB{roff(name)}\\fR", roff(command.get_short_help_str(limit=200))]
         if name in paged:
             lines.append(f"See \\fBlongrun\\-{roff(name)}\\fR(1).")
@@ -368,14 +387,17 @@ def main_page() -> str:
     return "\n".join(lines) + "\n"
 
 
-_PAGED = ("longrun-exec.1", "longrun-group.1")
+_PAGED = ("longrun-exec.1", "longrun-group.1", "longrun-ctl.1")
 
 
 def pages() -> dict[str, str]:
+    from longrun_cli.cli.manpage_ctl import ctl_page
+
     return {
         "longrun.1": main_page(),
         "longrun-exec.1": exec_page(),
         "longrun-group.1": group_page(),
+        "longrun-ctl.1": ctl_page(),
     }
 
 

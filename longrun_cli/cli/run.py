@@ -87,7 +87,6 @@ def run_group(
         server = ControlServer(
             runner,
             listening,
-            control.path,
             control.name,
             session.sink,
             lambda: session.request_stop(signal.SIGTERM),
@@ -110,6 +109,6 @@ def run_group(
         if listening is not None and control is not None:
             from longrun_cli.control.paths import remove
 
-            remove(control.path, listening)  # however the session ended
-            listening.close()
+            remove(listening)  # however the session ended
+            listening.sock.close()
     return _finish(result.exit_status, stop_signal)

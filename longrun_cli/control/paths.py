@@ -11,6 +11,7 @@ import errno
 import os
 import socket
 import stat
+from typing import NamedTuple
 
 from longrun_cli.policy.errors import SpecError, quote
 
@@ -40,7 +41,15 @@ def socket_path(name: str, explicit: str | None) -> str:
     return explicit if explicit else default_path(name)
 
 
-def bind(path: str, name: str, *, own_directory: bool) -> socket.socket:
+class Listening(NamedTuple):
+    """A bound control socket and the file it made (removed only if still that file)."""
+
+    sock: socket.socket
+    path: str
+    inode: int
+
+
+def bind(path: str, name: str, *, own_directory: bool) -> Listening:
     """A listening socket at ``path``, 0600; a stale socket there is replaced.
 
     A live socket there (another group of the same name) is an error naming it.
@@ -55,20 +64,21 @@ def bind(path: str, name: str, *, own_directory: bool) -> socket.socket:
         server.bind(path)
         os.chmod(path, 0o600)
         server.listen(128)
+        inode = os.lstat(path).st_ino
     except OSError as exc:
         server.close()
         raise ControlError(
             f"cannot serve the control socket {quote(path)}: {_reason(exc)}"
         ) from None
     server.setblocking(False)
-    return server
+    return Listening(server, path, inode)
 
 
-def remove(path: str, server: socket.socket) -> None:
-    """Remove the socket file if it is still the one ``server`` is bound to."""
+def remove(listening: Listening) -> None:
+    """Remove the socket file, unless another group has replaced it since."""
     with contextlib.suppress(OSError):
-        if server.getsockname() == path and stat.S_ISSOCK(os.lstat(path).st_mode):
-            os.unlink(path)
+        if os.lstat(listening.path).st_ino == listening.inode:
+            os.unlink(listening.path)
 
 
 def is_live(path: str) -> bool | None:

@@ -31,6 +31,7 @@ from longrun_cli.engine.events import Event, Level
 from longrun_cli.engine.taskstate import Refused, select
 
 if TYPE_CHECKING:
+    from longrun_cli.control.paths import Listening
     from longrun_cli.engine.events import EventSink
     from longrun_cli.engine.runner import Runner
     from longrun_cli.engine.taskstate import TaskView
@@ -58,15 +59,13 @@ class ControlServer:
     def __init__(
         self,
         runner: Runner,
-        sock: socket.socket,
-        path: str,
+        listening: Listening,
         group_name: str,
         sink: EventSink,
         on_shutdown: Callable[[], None],
     ) -> None:
         self._runner = runner
-        self._sock = sock
-        self._path = path
+        self._listening = listening
         self._group = group_name
         self._sink = sink
         self._on_shutdown = on_shutdown
@@ -76,7 +75,7 @@ class ControlServer:
 
     async def start(self) -> None:
         self._server = await asyncio.start_unix_server(
-            self._serve, sock=self._sock, limit=protocol.MAX_REQUEST
+            self._serve, sock=self._listening.sock, limit=protocol.MAX_REQUEST
         )
 
     async def close(self) -> None:
@@ -84,7 +83,7 @@ class ControlServer:
         self._closing = True
         if self._server is not None:
             self._server.close()
-        remove(self._path, self._sock)
+        remove(self._listening)
         clients = list(self._clients)
         for client in clients:
             client.close()
@@ -93,7 +92,7 @@ class ControlServer:
         for client in clients:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(client.writer.wait_closed(), 1.0)
-        self._sock.close()
+        self._listening.sock.close()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         client = _Client(reader, writer)

@@ -227,7 +227,7 @@ class Task:
             outcome = await self._attempt()
             if isinstance(outcome, Interrupt):
                 return self._interrupted(outcome)
-            self._last_exit = _short_exit(outcome)
+            self._last_exit = short_exit(outcome)
             sample = self._uniform01() if self.spec.policy.jitter else 0.0
             decision, budgets = self.spec.policy.decide(budgets, outcome, sample)
             if decision.verdict is not Verdict.SUCCESS:
@@ -614,7 +614,7 @@ def _outcome(status: ExitStatus) -> Outcome:
     return Outcome(exit_code=status.code, signal=status.signal, stderr_hits=status.stderr_hits)
 
 
-def _short_exit(outcome: Outcome) -> str:
+def short_exit(outcome: Outcome) -> str:
     """The last exit as ``ctl status`` shows it: ``0``, ``75``, ``SIGKILL`` or ``timeout``."""
     if outcome.timed_out:
         return "timeout"

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
 from longrun_cli.engine.logring import LogRing
-from longrun_cli.engine.task import Progress, TaskResult, TaskStatus
+from longrun_cli.engine.task import Progress, TaskResult, TaskStatus, short_exit
 from longrun_cli.policy.errors import quote
 
 if TYPE_CHECKING:
@@ -143,6 +143,9 @@ class TaskState:
         )
 
     def _last_exit(self) -> str | None:
+        outcome = self.done.result().outcome if self.done.done() else None
+        if outcome is not None:
+            return short_exit(outcome)
         if self.progress is not None:
             return self.progress.last_exit
         if self.done.done() and self.done.result().status is not TaskStatus.STOPPED:

@@ -142,7 +142,7 @@ def ctl_page() -> str:
         ".RS 4",
         ".nf",
         roff(
-            "echo '{\"version\":1,\"verb\":\"status\"}' |\n"
+            'echo \'{"version":1,"verb":"status"}\' |\n'
             '  socat - UNIX-CONNECT:"$XDG_RUNTIME_DIR/longrun/shop.sock"'
         ),
         ".fi",

@@ -63,7 +63,7 @@ def bind(path: str, name: str, *, own_directory: bool) -> Listening:
     try:
         server.bind(path)
         os.chmod(path, 0o600)
-        server.listen(128)
+        server.listen(1024)  # a burst of clients waits in the queue, not refused
         inode = os.lstat(path).st_ino
     except OSError as exc:
         server.close()

@@ -37,10 +37,12 @@ if TYPE_CHECKING:
     from longrun_cli.engine.taskstate import TaskView
 
 MAX_CLIENTS = 256
+BACKLOG = 1024  # a burst of connections waits to be accepted rather than being refused
 IDLE_LIMIT = 60.0  # seconds a connection may stay without a request (not while streaming)
 WRITE_PATIENCE = 10.0  # seconds a client may leave a response unread before it is dropped
 WATCH_PAUSE = 0.1  # at most ten status updates a second to a watcher
 FOLLOW_BACKLOG = 1024 * 1024  # bytes of lines waiting for one follower
+LINGER = 2.0  # seconds spent discarding what a closed-on client still sends
 
 
 class _Client:
@@ -75,7 +77,7 @@ class ControlServer:
 
     async def start(self) -> None:
         self._server = await asyncio.start_unix_server(
-            self._serve, sock=self._listening.sock, limit=protocol.MAX_REQUEST
+            self._serve, sock=self._listening.sock, limit=protocol.MAX_REQUEST, backlog=BACKLOG
         )
 
     async def close(self) -> None:
@@ -131,6 +133,7 @@ class ControlServer:
             except ValueError:  # over the limit: the rest of the line cannot be skipped safely
                 message = f"request longer than {protocol.MAX_REQUEST} bytes"
                 await self._send(client, protocol.error(message, protocol.TOO_LONG))
+                await _discard_then_close(client)
                 return
             if not line:
                 return
@@ -250,6 +253,18 @@ class ControlServer:
 
     def _note(self, message: str) -> None:
         self._sink.emit(Event("ctl", "longrun", Level.INFO, message))
+
+
+async def _discard_then_close(client: _Client) -> None:
+    """Close gracefully on a client still sending: unread bytes at close would reset the
+    connection and lose the error just written. Discards (never keeps) for at most 2 s."""
+    with contextlib.suppress(OSError, RuntimeError):
+        client.writer.write_eof()
+    deadline = asyncio.get_running_loop().time() + LINGER
+    with contextlib.suppress(Exception):
+        while (left := deadline - asyncio.get_running_loop().time()) > 0:
+            if not await asyncio.wait_for(client.reader.read(protocol.MAX_REQUEST), left):
+                break
 
 
 def _row(view: TaskView, now: float) -> dict[str, Any]:

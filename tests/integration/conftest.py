@@ -84,3 +84,14 @@ def reap_strays() -> Iterator[list[int]]:
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def rundir() -> Iterator[Path]:
+    """A short XDG_RUNTIME_DIR: a socket path must stay under 108 bytes."""
+    import shutil
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix="lr-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)

@@ -23,14 +23,6 @@ from tests.integration.conftest import LONGRUN, alive, longrun, start, wait_for
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def rundir() -> Iterator[Path]:
-    """A short XDG_RUNTIME_DIR: a socket path must stay under 108 bytes."""
-    path = Path(tempfile.mkdtemp(prefix="lr-", dir="/tmp"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
 @dataclass
 class Group:
     proc: subprocess.Popen[bytes]
@@ -398,3 +390,65 @@ def test_the_protocol_can_be_driven_by_hand(rundir):
             "code": "bad-request",
             "error": "unsupported version 2 (this longrun speaks 1)",
         }
+
+
+def test_watch_in_a_pipe_prints_one_json_line_per_change(rundir):
+    with running(rundir, "-t", WEB, "-t", WORKER) as group:
+        group.wait_state("worker", "running")
+        watch = subprocess.Popen(
+            [*LONGRUN, "ctl", "--control", str(group.socket), "status", "--watch"],
+            stdout=subprocess.PIPE,
+            env=group.env,
+        )
+        assert watch.stdout is not None
+        first = json.loads(watch.stdout.readline())
+        assert [t["state"] for t in first["tasks"]] == ["running", "running"]
+        assert group.ctl("stop", "worker").returncode == 0
+        seen = []
+        while not seen or seen[-1]["worker"] != "stopped":
+            line = json.loads(watch.stdout.readline())
+            seen.append({t["name"]: t["state"] for t in line["tasks"]})
+        group.proc.send_signal(signal.SIGTERM)
+        assert watch.wait(timeout=20) == 0
+        assert seen[-1] == {"web": "running", "worker": "stopped"}
+
+
+def test_watch_on_a_terminal_is_a_live_table(rundir):
+    import pty
+    import select
+
+    with running(rundir, "-t", WEB, "-t", WORKER) as group:
+        group.wait_state("worker", "running")
+        controller, terminal = pty.openpty()
+        watch = subprocess.Popen(
+            [*LONGRUN, "ctl", "--control", str(group.socket), "status", "--watch"],
+            stdin=terminal, stdout=terminal, stderr=terminal, env={**group.env, "COLUMNS": "120"},
+        )  # fmt: skip
+        os.close(terminal)
+        screen = b""
+
+        def read_for(seconds: float) -> None:
+            nonlocal screen
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                ready, _, _ = select.select([controller], [], [], 0.05)
+                if ready:
+                    try:
+                        screen += os.read(controller, 65536)
+                    except OSError:
+                        return
+
+        read_for(1.5)
+        assert b"longrun group shop" in screen
+        for task in (b"web", b"worker"):
+            assert task in screen
+        assert b"running" in screen
+        assert b"\x1b[" in screen  # colour and redraws: rich drives the terminal
+        group.ctl("stop", "worker")
+        read_for(1.0)
+        assert b"stopped" in screen
+        group.proc.send_signal(signal.SIGTERM)
+        read_for(2.0)
+        assert watch.wait(timeout=20) == 0
+        assert b"the group has ended" in screen
+        os.close(controller)

@@ -83,6 +83,34 @@ def complete_signals(_ctx: click.Context, _param: click.Parameter, incomplete: s
     return [name for name in names if name.startswith(incomplete.upper().removeprefix("SIG"))]
 
 
+def complete_files(_ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[Any]:
+    """Let the shell complete a file name (group FILE, --procfile)."""
+    from click.shell_completion import CompletionItem
+
+    return [CompletionItem(incomplete, type="file")]
+
+
+def complete_command(ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[Any]:
+    """After ``exec --``: a program on PATH (or a path) first, then file names."""
+    from click.shell_completion import CompletionItem
+
+    if ctx.params.get("command") or "/" in incomplete:
+        return [CompletionItem(incomplete, type="file")]
+    import os
+
+    found: set[str] = set()
+    for directory in os.environ.get("PATH", "").split(os.pathsep):
+        try:
+            entries = os.scandir(directory or ".")
+        except OSError:
+            continue
+        with entries:
+            for entry in entries:
+                if entry.name.startswith(incomplete) and os.access(entry.path, os.X_OK):
+                    found.add(entry.name)
+    return [CompletionItem(name) for name in sorted(found)]
+
+
 SHELLS = ("bash", "zsh", "fish")
 
 
@@ -195,7 +223,12 @@ def cli() -> None:
 )
 @output_options
 @click.argument(
-    "command", nargs=-1, required=True, type=click.UNPROCESSED, metavar="-- COMMAND [ARG...]"
+    "command",
+    nargs=-1,
+    required=True,
+    type=click.UNPROCESSED,
+    metavar="-- COMMAND [ARG...]",
+    shell_complete=complete_command,
 )
 def exec_command(
     command: tuple[str, ...],
@@ -310,12 +343,14 @@ gracefully and are re-raised.
 
 
 @cli.command("group", epilog=GROUP_EPILOG)
-@click.argument("file", required=False, metavar="[FILE]")
+@click.argument("file", required=False, metavar="[FILE]", shell_complete=complete_files)
 @click.option(
     "-t", "--task", "inline", multiple=True, metavar="NAME=COMMAND",
     help="A task run by sh -c (repeatable).",
 )  # fmt: skip
-@click.option("--procfile", metavar="FILE", help="Read tasks from a Procfile.")
+@click.option(
+    "--procfile", metavar="FILE", shell_complete=complete_files, help="Read tasks from a Procfile."
+)
 @click.option(
     "--shutdown-timeout",
     metavar="DURATION",

@@ -6,6 +6,8 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -99,3 +101,58 @@ def test_fish_loads_the_script_and_completes():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split()[0] == "exec"
+
+
+def completion_items(line: str, env: dict[str, str] | None = None) -> list[tuple[str, str]]:
+    """What longrun answers the shell for ``line``: (type, value) pairs."""
+    words = line.split(" ")
+    result = subprocess.run(
+        [sys.executable, "-m", "longrun_cli"],
+        capture_output=True, text=True, check=True, timeout=30,
+        env={**(env or os.environ), "COMP_WORDS": line, "COMP_CWORD": str(len(words) - 1),
+             "_LONGRUN_COMPLETE": "bash_complete"},
+    )  # fmt: skip
+    return [tuple(item.split(",", 1)) for item in result.stdout.split()]  # type: ignore[misc]
+
+
+def test_files_complete_for_the_group_file_and_procfile():
+    assert completion_items("longrun group --procfile Proc") == [("file", "Proc")]
+    assert completion_items("longrun group serv") == [("file", "serv")]
+
+
+def test_programs_complete_after_exec_then_files():
+    assert ("plain", "sleep") in completion_items("longrun exec -- slee")
+    assert completion_items("longrun exec --timeout 5s -- sleep 6") == [("file", "6")]
+    assert completion_items("longrun exec -- ./scr") == [("file", "./scr")]
+
+
+def test_ctl_verbs_complete():
+    assert bash_complete("longrun ctl st") == ["start", "status", "stop"]
+
+
+def test_ctl_task_names_come_from_the_running_group(tmp_path):
+    short = Path(tempfile.mkdtemp(prefix="lr-", dir="/tmp"))
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(short)}
+    group = subprocess.Popen(
+        [sys.executable, "-m", "longrun_cli", "group", "--name", "comp",
+         "-t", "web=exec sleep 60", "-t", "worker=exec sleep 60"],
+        env=env, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        sock = short / "longrun" / "comp.sock"
+        deadline = time.monotonic() + 10
+        while not sock.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert completion_items("longrun ctl --name comp restart w", env) == [
+            ("plain", "web"),
+            ("plain", "worker"),
+        ]
+        assert completion_items("longrun ctl --name comp logs wo", env) == [("plain", "worker")]
+        # No group of that name: nothing, without waiting.
+        began = time.monotonic()
+        assert completion_items("longrun ctl --name none stop w", env) == []
+        assert time.monotonic() - began < 5
+    finally:
+        group.terminate()
+        group.wait(timeout=20)
+        shutil.rmtree(short, ignore_errors=True)

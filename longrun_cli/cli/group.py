@@ -1,15 +1,25 @@
-"""``longrun group`` option values → a GroupSpec from exactly one source."""
+"""``longrun group``: the click command, and its option values → a GroupSpec from one source.
+
+Loaded only when ``group`` is the command: exec's start-up never builds it.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
+
+import click
 
 from longrun_cli.cli.config import ConfigError, from_inline, from_procfile, from_toml
+from longrun_cli.cli.main import complete_files, output_options, plan_or_run
 from longrun_cli.policy.duration import parse_duration
 from longrun_cli.policy.errors import SpecError
 from longrun_cli.policy.group import DEFAULT_SHUTDOWN_TIMEOUT, GroupSpec
+from longrun_cli.policy.status import EXIT_USAGE
+
+if TYPE_CHECKING:
+    from longrun_cli.cli.render import LogRenderer
 
 DEFAULT_FILE = "longrun.toml"
 
@@ -75,3 +85,96 @@ def _duration(option: str, value: str | None) -> int | None:
         return parse_duration(value)
     except SpecError as exc:
         raise ConfigError(f"{option}: {exc}") from None
+
+
+GROUP_EPILOG = """\b
+Sources (one per call):
+  longrun group [FILE]            a TOML file (default ./longrun.toml)
+  longrun group -t NAME=CMD ...   commands run by sh -c
+  longrun group --procfile FILE   'name: command' lines, as honcho reads them
+
+\b
+Examples:
+  longrun group
+  longrun group -t web='python -m http.server' -t worker='./worker.sh'
+  longrun group --procfile Procfile --shutdown-timeout 10s
+  longrun group --dry-run services.toml
+
+\b
+All tasks start together (or when their depends_on conditions hold). A task
+that succeeds does not stop the others; the first that fails permanently stops
+them all, then shutdown hooks run in reverse dependency order. Exit status: the
+first failing task's, 0 when none failed; TERM/INT/HUP/QUIT stop everything
+gracefully and are re-raised.
+"""
+
+
+@click.command("group", epilog=GROUP_EPILOG)
+@click.argument("file", required=False, metavar="[FILE]", shell_complete=complete_files)
+@click.option(
+    "-t", "--task", "inline", multiple=True, metavar="NAME=COMMAND",
+    help="A task run by sh -c (repeatable).",
+)  # fmt: skip
+@click.option(
+    "--procfile", metavar="FILE", shell_complete=complete_files, help="Read tasks from a Procfile."
+)
+@click.option(
+    "--shutdown-timeout",
+    metavar="DURATION",
+    help="Bound for all shutdown hooks together (default: [runner] value, else 30s).",
+)
+@click.option(
+    "--kill-after",
+    metavar="DURATION",
+    help="Grace period before SIGKILL for every task (default: [runner] value, else 10s).",
+)
+@click.option("--no-prefix", is_flag=True, help="Do not prefix output lines with task names.")
+@click.option(
+    "--name",
+    metavar="NAME",
+    help="Group name for longrun ctl (default: [runner] name, else the directory's name).",
+)
+@click.option(
+    "--control",
+    metavar="PATH",
+    help="Serve the control socket here (default: $XDG_RUNTIME_DIR/longrun/NAME.sock).",
+)
+@click.option("--no-control", is_flag=True, help="Serve no control socket (no longrun ctl).")
+@output_options
+def group_command(
+    file: str | None,
+    inline: tuple[str, ...],
+    procfile: str | None,
+    shutdown_timeout: str | None,
+    kill_after: str | None,
+    no_prefix: bool,
+    name: str | None,
+    control: str | None,
+    no_control: bool,
+    log_format: str,
+    verbose: int,
+    quiet: int,
+    dry_run: bool,
+) -> int:
+    """Run several commands together under one runner."""
+
+    def describe(group: GroupSpec, as_json: bool) -> str:
+        from longrun_cli.cli.plan import describe_group, group_plan_record, to_json
+
+        return to_json(group_plan_record(group)) if as_json else describe_group(group)
+
+    def run(group: GroupSpec, renderer: LogRenderer) -> int:
+        from longrun_cli.cli.group import control_settings
+        from longrun_cli.cli.run import run_group
+
+        try:
+            settings = None if no_control else control_settings(group, file, name, control)
+        except SpecError as exc:
+            renderer.error(str(exc))
+            return EXIT_USAGE
+        return run_group(group, renderer, prefix=not no_prefix, control=settings)
+
+    def build() -> GroupSpec:
+        return load_group(file, inline, procfile, shutdown_timeout, kill_after)
+
+    return plan_or_run(build, describe, run, log_format, verbose, quiet, dry_run)

@@ -16,7 +16,6 @@ from longrun_cli.policy.status import EXIT_USAGE
 
 if TYPE_CHECKING:
     from longrun_cli.cli.render import LogRenderer
-    from longrun_cli.policy.group import GroupSpec
     from longrun_cli.policy.taskspec import TaskSpec
 
 EXEC_EPILOG = """\b
@@ -117,7 +116,10 @@ SHELLS = ("bash", "zsh", "fish")
 class _LazyGroup(click.Group):
     """Commands in ``LAZY`` are built only when asked for: exec's start-up never pays for them."""
 
-    LAZY: ClassVar[dict[str, str]] = {"ctl": "longrun_cli.cli.ctl"}
+    LAZY: ClassVar[dict[str, str]] = {
+        "ctl": "longrun_cli.cli.ctl:ctl",
+        "group": "longrun_cli.cli.group:group_command",
+    }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *self.LAZY})
@@ -126,8 +128,8 @@ class _LazyGroup(click.Group):
         if cmd_name in self.LAZY and cmd_name not in self.commands:
             import importlib
 
-            module = importlib.import_module(self.LAZY[cmd_name])
-            self.add_command(getattr(module, cmd_name))
+            module, attribute = self.LAZY[cmd_name].split(":")
+            self.add_command(getattr(importlib.import_module(module), attribute))
         return super().get_command(ctx, cmd_name)
 
 
@@ -318,100 +320,6 @@ def completion_script(shell: str) -> str:
     assert completion_class is not None
     script = completion_class(cli, {}, "longrun", "_LONGRUN_COMPLETE").source()
     return script if script.endswith("\n") else script + "\n"
-
-
-GROUP_EPILOG = """\b
-Sources (one per call):
-  longrun group [FILE]            a TOML file (default ./longrun.toml)
-  longrun group -t NAME=CMD ...   commands run by sh -c
-  longrun group --procfile FILE   'name: command' lines, as honcho reads them
-
-\b
-Examples:
-  longrun group
-  longrun group -t web='python -m http.server' -t worker='./worker.sh'
-  longrun group --procfile Procfile --shutdown-timeout 10s
-  longrun group --dry-run services.toml
-
-\b
-All tasks start together (or when their depends_on conditions hold). A task
-that succeeds does not stop the others; the first that fails permanently stops
-them all, then shutdown hooks run in reverse dependency order. Exit status: the
-first failing task's, 0 when none failed; TERM/INT/HUP/QUIT stop everything
-gracefully and are re-raised.
-"""
-
-
-@cli.command("group", epilog=GROUP_EPILOG)
-@click.argument("file", required=False, metavar="[FILE]", shell_complete=complete_files)
-@click.option(
-    "-t", "--task", "inline", multiple=True, metavar="NAME=COMMAND",
-    help="A task run by sh -c (repeatable).",
-)  # fmt: skip
-@click.option(
-    "--procfile", metavar="FILE", shell_complete=complete_files, help="Read tasks from a Procfile."
-)
-@click.option(
-    "--shutdown-timeout",
-    metavar="DURATION",
-    help="Bound for all shutdown hooks together (default: [runner] value, else 30s).",
-)
-@click.option(
-    "--kill-after",
-    metavar="DURATION",
-    help="Grace period before SIGKILL for every task (default: [runner] value, else 10s).",
-)
-@click.option("--no-prefix", is_flag=True, help="Do not prefix output lines with task names.")
-@click.option(
-    "--name",
-    metavar="NAME",
-    help="Group name for longrun ctl (default: [runner] name, else the directory's name).",
-)
-@click.option(
-    "--control",
-    metavar="PATH",
-    help="Serve the control socket here (default: $XDG_RUNTIME_DIR/longrun/NAME.sock).",
-)
-@click.option("--no-control", is_flag=True, help="Serve no control socket (no longrun ctl).")
-@output_options
-def group_command(
-    file: str | None,
-    inline: tuple[str, ...],
-    procfile: str | None,
-    shutdown_timeout: str | None,
-    kill_after: str | None,
-    no_prefix: bool,
-    name: str | None,
-    control: str | None,
-    no_control: bool,
-    log_format: str,
-    verbose: int,
-    quiet: int,
-    dry_run: bool,
-) -> int:
-    """Run several commands together under one runner."""
-    from longrun_cli.cli.group import load_group
-
-    def describe(group: GroupSpec, as_json: bool) -> str:
-        from longrun_cli.cli.plan import describe_group, group_plan_record, to_json
-
-        return to_json(group_plan_record(group)) if as_json else describe_group(group)
-
-    def run(group: GroupSpec, renderer: LogRenderer) -> int:
-        from longrun_cli.cli.group import control_settings
-        from longrun_cli.cli.run import run_group
-
-        try:
-            settings = None if no_control else control_settings(group, file, name, control)
-        except SpecError as exc:
-            renderer.error(str(exc))
-            return EXIT_USAGE
-        return run_group(group, renderer, prefix=not no_prefix, control=settings)
-
-    def build() -> GroupSpec:
-        return load_group(file, inline, procfile, shutdown_timeout, kill_after)
-
-    return plan_or_run(build, describe, run, log_format, verbose, quiet, dry_run)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -153,6 +153,12 @@ EXAMPLES = [
 ]
 
 
+def _command(name: str) -> click.Command:
+    command = cli.get_command(click.Context(cli, info_name="longrun"), name)
+    assert command is not None
+    return command
+
+
 def roff(text: str) -> str:
     """Escape text for roff: backslashes, hyphens and leading control characters."""
     escaped = text.replace("\\", "\\e").replace("-", "\\-")
@@ -194,7 +200,7 @@ def _options(command: click.Command) -> list[str]:
 
 
 def exec_page() -> str:
-    command = cli.commands["exec"]
+    command = _command("exec")
     lines = _header("longrun-exec", "run a command as a supervised task")
     lines += [
         ".SH SYNOPSIS",
@@ -297,7 +303,7 @@ GROUP_KEYS = [
 
 
 def group_page() -> str:
-    command = cli.commands["group"]
+    command = _command("group")
     lines = _header("longrun-group", "run several commands together under one runner")
     lines += [
         ".SH SYNOPSIS",

@@ -18,14 +18,20 @@ from longrun_cli.engine.events import Event, Level
 from longrun_cli.engine.process import LaunchSpec, SpawnError
 from longrun_cli.engine.task import (
     FAILURES,
-    Progress,
     StopControl,
     Task,
     TaskIO,
     TaskResult,
     TaskStatus,
 )
-from longrun_cli.engine.taskstate import Refused, TaskState, TaskView, refusal, select
+from longrun_cli.engine.taskstate import (
+    Progress,
+    Refused,
+    TaskState,
+    TaskView,
+    refusal,
+    select,
+)
 from longrun_cli.policy.duration import format_duration, to_seconds
 from longrun_cli.policy.group import Condition, GroupSpec, GroupTask, ReadyProbe
 from longrun_cli.telemetry import NO_TASK
@@ -242,7 +248,7 @@ class Runner:
             stdout_patterns=(probe.stdout,) if probe and probe.stdout else (),
             on_stdout_match=lambda _pattern: self._became_ready(state),
             on_started=state.mark_started,
-            on_progress=lambda progress: self._on_progress(state, progress),
+            on_progress=lambda *fields: self._on_progress(state, Progress(*fields)),
             log=state.log,
         )
         task = Task(

@@ -114,24 +114,9 @@ class TaskIO(NamedTuple):
     stdout_patterns: tuple[str, ...] = ()  # readiness regexes
     on_stdout_match: Callable[[str], None] | None = None
     on_started: Callable[[], None] | None = None  # after every successful spawn
-    on_progress: Callable[[Progress], None] | None = None  # every change of phase
+    # Every change of phase: (phase, pid, run, attempt, next_at, last_exit), see Progress.
+    on_progress: Callable[[str, int | None, int, int, float | None, str | None], None] | None = None
     log: LogRing | None = None  # the last lines of output, for longrun ctl logs
-
-
-class Progress(NamedTuple):
-    """Where a task is, for ``longrun ctl status``: reported at every change of phase.
-
-    ``phase`` is ``starting`` (the initial delay), ``running``, ``backoff`` or
-    ``sleeping`` (between interval runs); ``next_at`` is the clock time of the
-    next run or retry.
-    """
-
-    phase: str
-    pid: int | None
-    run: int
-    attempt: int
-    next_at: float | None
-    last_exit: str | None
 
 
 EXEC_IO = TaskIO()
@@ -574,9 +559,7 @@ class Task:
 
     def _progress(self, phase: str, pid: int | None, next_at: float | None = None) -> None:
         if self._io.on_progress is not None:
-            self._io.on_progress(
-                Progress(phase, pid, self._runs, self._streak + 1, next_at, self._last_exit)
-            )
+            self._io.on_progress(phase, pid, self._runs, self._streak + 1, next_at, self._last_exit)
 
     def _emit(self, name: str, level: Level, message: str, **fields: object) -> None:
         ids = (self._attempt_trace or self._trace).log_ids()

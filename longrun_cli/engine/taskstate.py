@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
 from longrun_cli.engine.logring import LogRing
-from longrun_cli.engine.task import Progress, TaskResult, TaskStatus, short_exit
+from longrun_cli.engine.task import TaskResult, TaskStatus, short_exit
 from longrun_cli.policy.errors import quote
 
 if TYPE_CHECKING:
@@ -41,6 +41,23 @@ _ENDED_AS = {
     TaskStatus.EXHAUSTED: "exhausted",
     TaskStatus.STOPPED: "stopped",
 }
+
+
+class Progress(NamedTuple):
+    """Where a task is, for ``longrun ctl status``: reported (TaskIO.on_progress) at every
+    change of phase.
+
+    ``phase`` is ``starting`` (the initial delay), ``running``, ``backoff`` or
+    ``sleeping`` (between interval runs); ``next_at`` is the clock time of the
+    next run or retry.
+    """
+
+    phase: str
+    pid: int | None
+    run: int
+    attempt: int
+    next_at: float | None
+    last_exit: str | None
 
 
 class Refused(Exception):

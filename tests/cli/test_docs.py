@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import click
 import pytest
 
 from longrun_cli.cli.main import cli
@@ -36,7 +37,8 @@ def test_man_pages_render_without_warnings(name):
 def test_readme_documents_every_option(name):
     """Every option of longrun exec and longrun group appears in the README."""
     readme = (ROOT / "README.md").read_text()
-    command = cli.commands[name]
+    command = cli.get_command(click.Context(cli), name)
+    assert command is not None
     missing = [
         opt
         for param in command.params
@@ -52,7 +54,10 @@ def test_readme_option_tables_name_only_real_options():
 
     real = {
         opt
-        for command in cli.commands.values()
+        for command in (
+            cli.get_command(click.Context(cli), name)
+            for name in cli.list_commands(click.Context(cli))
+        )
         for param in command.params
         for opt in getattr(param, "opts", [])
     }

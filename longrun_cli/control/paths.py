@@ -9,11 +9,13 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import socket
 import stat
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from longrun_cli.policy.errors import SpecError, quote
+
+if TYPE_CHECKING:
+    import socket
 
 # connect() to a socket whose server is alive but busy answers at once: a stale
 # socket refuses at once too, so this bounds only a hung (SIGSTOPped) group.
@@ -55,6 +57,8 @@ def bind(path: str, name: str, *, own_directory: bool) -> Listening:
     A live socket there (another group of the same name) is an error naming it.
     ``own_directory``: the directory is longrun's (the default path), kept 0700.
     """
+    import socket  # here: longrun ctl needs the paths, not the socket module's enums
+
     directory = os.path.dirname(path) or "."
     _private_directory(directory, own_directory)
     if os.path.lexists(path):
@@ -83,6 +87,8 @@ def remove(listening: Listening) -> None:
 
 def is_live(path: str) -> bool | None:
     """True: a server answers at ``path``; False: stale or refused; None: nothing there."""
+    import socket
+
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     probe.settimeout(PROBE_TIMEOUT)
     try:

@@ -10,7 +10,7 @@ import os
 import signal
 from collections.abc import Callable, Mapping
 from enum import Enum
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, Protocol
 
 from longrun_cli.engine.events import Event, Level
 from longrun_cli.engine.process import ExitStatus, LaunchSpec, SpawnError
@@ -24,10 +24,14 @@ from longrun_cli.policy.tracker import Budgets
 from longrun_cli.telemetry import NO_TASK
 
 if TYPE_CHECKING:
+    from typing import Literal
+
     from longrun_cli.engine.clock import Clock
     from longrun_cli.engine.events import EventSink
     from longrun_cli.engine.logring import LogRing
     from longrun_cli.telemetry import AttemptTrace, TaskTrace
+
+    Interrupt = Literal["stop", "deadline", "halt"]
 
 
 if TYPE_CHECKING:  # types only: a Protocol class costs ~0.3 M instructions to build
@@ -81,10 +85,11 @@ class StopControl:
             self.requested.set_result(None)
 
 
-class Interrupt(Enum):
-    STOP = "stop"
-    DEADLINE = "deadline"
-    HALT = "halt"  # this task alone, on request (longrun ctl stop or restart)
+# Why a wait ended before the command or the pause did: plain strings rather than an
+# Enum, whose class costs exec's start-up ~0.3 M instructions to build.
+STOP: Final = "stop"  # longrun was asked to stop (a signal), or another task of the group failed
+DEADLINE: Final = "deadline"
+HALT: Final = "halt"  # this task alone, on request (longrun ctl stop or restart)
 
 
 class TaskStatus(Enum):
@@ -210,7 +215,7 @@ class Task:
         next_tick = self._clock.now() + (interval or 0.0)
         while True:
             outcome = await self._attempt()
-            if isinstance(outcome, Interrupt):
+            if isinstance(outcome, str):
                 return self._interrupted(outcome)
             self._last_exit = short_exit(outcome)
             sample = self._uniform01() if self.spec.policy.jitter else 0.0
@@ -384,7 +389,7 @@ class Task:
                 self._emit_output_held()
             if await self._terminal_stopped_us(status):
                 self._abandon_attempt("stopped", None)
-                return Interrupt.STOP
+                return STOP
             return _outcome(status)
         # A requested stop (a signal, or another task of the group failing) is not
         # an error of this task: -q must stay quiet on `systemctl stop`.
@@ -411,9 +416,9 @@ class Task:
             return Outcome(exit_code=status.code, timed_out=True, stderr_hits=status.stderr_hits)
         if reason == "deadline":
             self._abandon_attempt("timeout", "deadline passed")
-            return Interrupt.DEADLINE
+            return DEADLINE
         self._abandon_attempt("stopped", None)
-        return Interrupt.HALT if reason == "halt" else Interrupt.STOP
+        return HALT if reason == "halt" else STOP
 
     async def _terminal_stopped_us(self, status: ExitStatus) -> bool:
         """Ctrl-C under --foreground: the terminal signalled the command and longrun alike.
@@ -467,9 +472,9 @@ class Task:
     async def _pause(self, seconds: float, phase: str) -> Interrupt | None:
         """Sleep, cut short by a stop request or the deadline."""
         if self._stop.is_requested:
-            return Interrupt.STOP
+            return STOP
         if self._halt is not None and self._halt.done():
-            return Interrupt.HALT
+            return HALT
         limit, reason = self._limit(seconds)
         if seconds <= 0 and reason != "deadline":
             return None
@@ -483,18 +488,18 @@ class Task:
         finally:
             timer.cancel()
         if self._stop.is_requested:
-            return Interrupt.STOP
+            return STOP
         if self._halt is not None and self._halt.done():
-            return Interrupt.HALT
+            return HALT
         if reason == "deadline":
-            return Interrupt.DEADLINE
+            return DEADLINE
         return None
 
     def _interrupted(self, interrupt: Interrupt) -> TaskResult:
-        if interrupt is Interrupt.DEADLINE:
+        if interrupt == DEADLINE:
             self._emit("deadline", Level.ERROR, "deadline passed")
             return TaskResult(TaskStatus.DEADLINE, EXIT_TIMEOUT, self._runs)
-        if interrupt is Interrupt.HALT:
+        if interrupt == HALT:
             self._emit("stopped", Level.INFO, "stopped on request (longrun ctl)")
             return TaskResult(TaskStatus.STOPPED, 0, self._runs)
         signum = self._stop.signal

@@ -112,8 +112,9 @@ def _private_directory(directory: str, own: bool) -> None:
         raise ControlError(
             f"cannot create the control directory {quote(directory)}: {_reason(exc)}"
         ) from None
-    # Another user's directory (made first in /tmp) could swap our socket for theirs.
-    if info.st_uid != os.getuid() and os.getuid() != 0:
+    # Another user's directory (made first in /tmp) could swap our socket for theirs:
+    # root included, who would otherwise take orders from whoever made it.
+    if info.st_uid != os.getuid():
         raise ControlError(f"control directory {quote(directory)} belongs to another user")
 
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from longrun_cli.engine.events import Event, Level
+from longrun_cli.engine.operations import Operations
 from longrun_cli.engine.process import LaunchSpec, SpawnError
 from longrun_cli.engine.task import (
     FAILURES,
@@ -24,14 +25,7 @@ from longrun_cli.engine.task import (
     TaskResult,
     TaskStatus,
 )
-from longrun_cli.engine.taskstate import (
-    Progress,
-    Refused,
-    TaskState,
-    TaskView,
-    refusal,
-    select,
-)
+from longrun_cli.engine.taskstate import Progress, TaskState, TaskView
 from longrun_cli.policy.duration import format_duration, to_seconds
 from longrun_cli.policy.group import Condition, GroupSpec, GroupTask, ReadyProbe
 from longrun_cli.telemetry import NO_TASK
@@ -78,12 +72,10 @@ class Runner:
         self._states: dict[str, TaskState] = {}
         self._first_failure: str | None = None
         self._all_ready_sent = False
-        # Done once no task runs or can run without an operator (every one has
-        # ended, was stopped on request, or waits on one that was): the group ends.
-        self._idle: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        patience = max(to_seconds(task.spec.kill_after) for task in group.tasks) + 5.0
+        self._operations = Operations(self._states, stop, clock, patience)
         # Called after any task changes state (longrun ctl status --watch).
         self.listeners: set[Callable[[], None]] = set()
-        self._waiters: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
 
     @property
     def clock(self) -> Clock:
@@ -92,7 +84,7 @@ class Runner:
     @property
     def ending(self) -> bool:
         """The group is on its way out: no task will start again."""
-        return self._stop.is_requested or self._idle.done()
+        return self._operations.ending
 
     def views(self) -> list[TaskView]:
         return [state.view() for state in self._states.values()]
@@ -101,79 +93,24 @@ class Runner:
         return self._states
 
     async def stop(self, names: Sequence[str]) -> list[str]:
-        """Stop tasks gracefully; they end ``stopped`` and the others go on (no failure).
-
-        Returns once they have stopped (or after their grace period and a margin).
-        Raises Refused, naming the task, when one cannot be stopped now.
-        """
-        chosen = self._select(names, "stop")
-        for state in chosen:
-            state.restart_pending = False
-            _resolve(state.halt)
-        await self._until(lambda: all(s.parked or s.done.done() for s in chosen))
-        return [state.name for state in chosen]
+        """Stop tasks gracefully: they end ``stopped``, the others go on (see Operations)."""
+        return await self._operations.stop(names)
 
     async def start(self, names: Sequence[str]) -> list[str]:
-        """Run tasks stopped on request again; returns once each has started (or ended)."""
-        return await self._run_again(self._select(names, "start"))
+        """Run tasks stopped on request again."""
+        return await self._operations.start(names)
 
     async def restart(self, names: Sequence[str]) -> list[str]:
-        """Stop tasks' attempts gracefully and run them again at once, budgets reset.
-
-        A restart on request is never a failure: no rule sees it, no budget is spent.
-        """
-        return await self._run_again(self._select(names, "restart"))
-
-    async def _run_again(self, chosen: list[TaskState]) -> list[str]:
-        before = {state.name: (state.generation, state.spawns) for state in chosen}
-        for state in chosen:
-            if state.parked:
-                state.parked = False
-                _resolve(state.wake)
-            else:
-                state.restart_pending = True
-                _resolve(state.halt)
-
-        def again(state: TaskState) -> bool:
-            generation, spawns = before[state.name]
-            if state.spawns > spawns or state.done.done() or state.parked:
-                return True
-            progress = state.progress
-            return state.generation > generation and progress is not None
-
-        await self._until(lambda: all(again(s) for s in chosen))
-        return [state.name for state in chosen]
-
-    def _select(self, names: Sequence[str], verb: str) -> list[TaskState]:
-        if self.ending:
-            raise Refused("the group is stopping")
-        chosen = select(self._states, names)
-        for state in chosen:
-            why = refusal(state, verb)
-            if why is not None:
-                raise Refused(why)
-        return chosen
-
-    async def _until(self, settled: Callable[[], bool]) -> None:
-        """Wait until ``settled()`` holds after a change, at most the longest grace and 5 s."""
-        if settled():
-            return
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append((settled, future))
-        patience = max(to_seconds(t.spec.kill_after) for t in self._group.tasks) + 5.0
-        timer = asyncio.ensure_future(self._clock.sleep(patience))
-        try:
-            await asyncio.wait([future, timer], return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            timer.cancel()
+        """Stop tasks' attempts gracefully and run them again at once, budgets reset."""
+        return await self._operations.restart(names)
 
     async def run(self) -> RunnerResult:
         """Run every task to its end, then the hooks; never raises for a failing command."""
         now = self._clock.now()
-        self._states = {
-            task.name: TaskState(task, self._check_all_ready, self._log_lines, now)
+        self._states.update(
+            (task.name, TaskState(task, self._check_all_ready, self._log_lines, now))
             for task in self._group.tasks
-        }
+        )
         await asyncio.gather(*(self._run_one(state) for state in self._states.values()))
         results = {name: state.done.result() for name, state in self._states.items()}
         await self._run_hooks(results)
@@ -207,7 +144,7 @@ class Runner:
             if not state.done.done():
                 state.done.set_result(result)
             self._check_all_ready()
-            self._check_idle()
+            self._operations.check_idle()
             self._changed(state)
         if result.status in FAILURES and self._first_failure is None:
             self._first_failure = group_task.name
@@ -226,8 +163,12 @@ class Runner:
         state.wake = asyncio.get_running_loop().create_future()
         state.parked = True
         self._changed(state)
-        self._check_idle()
-        contenders: list[asyncio.Future[Any]] = [state.wake, self._stop.requested, self._idle]
+        self._operations.check_idle()
+        contenders: list[asyncio.Future[Any]] = [
+            state.wake,
+            self._stop.requested,
+            self._operations.idle,
+        ]
         await asyncio.wait(contenders, return_when=asyncio.FIRST_COMPLETED)
         if not state.wake.done() or self._stop.is_requested:
             return False
@@ -291,16 +232,7 @@ class Runner:
         state.refresh(self._clock.now())
         for listener in list(self.listeners):
             listener()
-        if self._waiters:
-            waiting = []
-            for settled, future in self._waiters:
-                if future.done():
-                    continue
-                if settled():
-                    future.set_result(None)
-                else:
-                    waiting.append((settled, future))
-            self._waiters = waiting
+        self._operations.settle()
 
     def _became_ready(self, state: TaskState) -> None:
         if not state.ready.is_set():
@@ -403,7 +335,11 @@ class Runner:
             met, failed = None, None
         met_waiter = asyncio.ensure_future(met.wait()) if met is not None else None
         failed_waiter = asyncio.ensure_future(failed.wait()) if failed is not None else None
-        contenders: list[asyncio.Future[Any]] = [self._stop.requested, self._idle, state.done]
+        contenders: list[asyncio.Future[Any]] = [
+            self._stop.requested,
+            self._operations.idle,
+            state.done,
+        ]
         contenders += [w for w in (met_waiter, failed_waiter) if w is not None]
         try:
             await asyncio.wait(contenders, return_when=asyncio.FIRST_COMPLETED)
@@ -428,32 +364,6 @@ class Runner:
         self._emit(group_task.name, "dependency-failed", Level.ERROR, f"cannot start: {why}")
         return TaskResult(TaskStatus.FAILED, EXIT_DEPENDENCY_FAILED, 0)
 
-    def _check_idle(self) -> None:
-        if self._idle.done():
-            return
-        if all(s.done.done() or s.parked or self._blocked(s) for s in self._states.values()):
-            self._idle.set_result(None)
-
-    def _blocked(self, state: TaskState) -> bool:
-        """Waiting on a dependency that only an operator can move (stopped on request)."""
-        if not state.waiting:
-            return False
-        for dependency, condition in state.group_task.depends_on:
-            other = self._states[dependency]
-            if self._holds(other, condition):
-                continue
-            if other.parked or self._blocked(other):
-                return True
-        return False
-
-    @staticmethod
-    def _holds(state: TaskState, condition: Condition) -> bool:
-        if condition is Condition.STARTED:
-            return state.started.is_set()
-        if condition is Condition.READY:
-            return state.ready.is_set()
-        return state.done.done() and state.done.result().status is TaskStatus.SUCCEEDED
-
     async def _run_hooks(self, results: dict[str, TaskResult]) -> None:
         deadline = self._clock.now() + to_seconds(self._group.shutdown_timeout)
         for name in self._group.shutdown_order():
@@ -474,8 +384,3 @@ class Runner:
 
     def _emit(self, task: str, name: str, level: Level, message: str, **fields: object) -> None:
         self._sink.emit(Event(name, task, level, message, tuple(fields.items())))
-
-
-def _resolve(future: asyncio.Future[None] | None) -> None:
-    if future is not None and not future.done():
-        future.set_result(None)

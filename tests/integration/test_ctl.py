@@ -452,3 +452,46 @@ def test_watch_on_a_terminal_is_a_live_table(rundir):
         assert watch.wait(timeout=20) == 0
         assert b"the group has ended" in screen
         os.close(controller)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give the directory away")
+def test_a_control_directory_of_another_user_is_refused(rundir):
+    directory = rundir / "longrun"
+    directory.mkdir()
+    os.chown(directory, 65534, 65534)
+    result = longrun("group", "--name", "shop", "-t", "a=true", env=env_for(rundir))
+    assert result.returncode == 125
+    assert result.stderr == (
+        f"longrun: error: control directory '{directory}' belongs to another user\n".encode()
+    )
+
+
+@pytest.mark.parametrize(
+    ("task", "state", "last_exit"),
+    [
+        ('command = "exit 3"', "failed", "3"),
+        ('command = "exit 75"\nretry = [{ exit_codes = [75], retries = 1, backoff = "10ms" }]',
+         "exhausted", "75"),
+    ],
+)  # fmt: skip
+def test_a_failed_group_shows_the_failure_while_its_hooks_run(rundir, task, state, last_exit):
+    config = rundir / "longrun.toml"
+    config.write_text(
+        f"""
+[tasks.web]
+command = "exec sleep 300"
+[tasks.bad]
+{task}
+shutdown = "sleep 3"
+"""
+    )
+    with running(rundir, str(config)) as group:
+        bad = group.wait_state("bad", state)
+        assert bad["last_exit"] == last_exit
+        assert group.status()["web"]["state"] == "stopped"
+        refused = group.ctl("restart", "web")
+        assert (refused.returncode, refused.stderr) == (
+            1,
+            "longrun ctl: the group is stopping\n",
+        )
+        assert group.proc.wait(timeout=20) == int(last_exit)

@@ -202,7 +202,7 @@ def logs_command(ctx: click.Context, tasks: tuple[str, ...], lines: int, follow:
 
                 raise NoGroup(f"the group at {client.path} ended before it answered")
             _answer(first)
-            status_view.print_logs(first, responses if follow else iter(()))
+            status_view.print_logs(first, responses)
         return 0
 
     return _run(ctx, body)
@@ -211,7 +211,10 @@ def logs_command(ctx: click.Context, tasks: tuple[str, ...], lines: int, follow:
 @ctl.command("shutdown")
 @click.pass_context
 def shutdown_command(ctx: click.Context) -> int:
-    """Stop the whole group as SIGTERM does (hooks run); returns once it has ended."""
+    """Stop the whole group as SIGTERM does (hooks run); returns once it has ended.
+
+    A second shutdown, like a second SIGTERM, kills the commands at once.
+    """
 
     def body() -> int:
         with _client(ctx) as client:

@@ -58,6 +58,7 @@ REQUESTS = [
         '"tasks" empty or absent: every task. Response: "tasks" (the names) and "lines", a '
         'list of {"task": NAME, "line": TEXT}; with "follow", further responses carry new '
         'lines, and "dropped": N when N lines were lost because the client read too slowly. '
+        'A response holds at most 64 KiB of lines; "more": true says another one follows. '
         "Bytes that are not UTF-8 arrive as \\udcXX escapes (Python's surrogateescape).",
     ),
     (
@@ -117,7 +118,10 @@ def ctl_page() -> str:
             "Talks to a running longrun group through its control socket. A restart or a stop "
             "asked for here is never a failure: no retry rule sees it, no budget is spent "
             "(a restart resets the budgets), and the other tasks go on. TASK is a task name, "
-            "or NAME.K for one replica; NAME alone means all its replicas."
+            "or NAME.K for one replica; NAME alone means all its replicas. For logs, each "
+            "task keeps its last [runner] log_lines lines (default 1000), each line at most "
+            "16 KiB; a group keeps at most 64 MiB of lines in all, shared out among its tasks "
+            "(the oldest lines go first)."
         ),
         ".SH OPTIONS",
         *_options(ctl),

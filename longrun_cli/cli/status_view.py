@@ -166,3 +166,5 @@ def print_logs(first: dict[str, Any], responses: Iterator[dict[str, Any]]) -> No
             print(
                 f"longrun ctl: {dropped} lines dropped (this reader was too slow)", file=sys.stderr
             )
+        if not response.get("more"):
+            return

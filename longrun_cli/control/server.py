@@ -22,7 +22,7 @@ import os
 import socket
 import struct
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from longrun_cli.control import protocol
@@ -41,7 +41,9 @@ BACKLOG = 1024  # a burst of connections waits to be accepted rather than being 
 IDLE_LIMIT = 60.0  # seconds a connection may stay without a request (not while streaming)
 WRITE_PATIENCE = 10.0  # seconds a client may leave a response unread before it is dropped
 WATCH_PAUSE = 0.1  # at most ten status updates a second to a watcher
-FOLLOW_BACKLOG = 1024 * 1024  # bytes of lines waiting for one follower
+FOLLOW_BACKLOG = 512 * 1024  # bytes of lines (and their overhead) waiting for one follower
+PENDING_OVERHEAD = 120  # what Python spends on each waiting line beyond its bytes
+BATCH_BYTES = 64 * 1024  # bytes of lines in one logs response
 LINGER = 2.0  # seconds spent discarding what a closed-on client still sends
 
 
@@ -200,52 +202,79 @@ class ControlServer:
         except Refused as exc:
             await self._send(client, protocol.error(str(exc), protocol.REFUSED))
             return
-        tail = [
-            {"task": state.name, "line": _text(line)}
-            for state in chosen
-            for line in state.log.tail(request.lines)
-        ]
         names = [state.name for state in chosen]
         if not request.follow:
-            await self._send(client, protocol.encode(ok=True, tasks=names, lines=tail))
+            tail = (
+                (state.name, line) for state in chosen for line in state.log.tail(request.lines)
+            )
+            await self._send_lines(client, tail, {"tasks": names}, more=False)
             return
-        # Subscribe before sending the tail: no line falls between the two.
+        # Subscribe before taking the tail: no line falls between the two.
         pending: deque[tuple[str, bytes]] = deque()
         arrived = asyncio.Event()
-        backlog = [0, 0]  # bytes waiting, lines dropped
+        backlog = [0, 0]  # bytes held (with Python's overhead), lines dropped
 
         def follower(name: str) -> Callable[[list[bytes]], None]:
             def take(lines: list[bytes]) -> None:
                 for line in lines:
-                    if backlog[0] + len(line) > FOLLOW_BACKLOG:
+                    cost = len(line) + PENDING_OVERHEAD
+                    if backlog[0] + cost > FOLLOW_BACKLOG:
                         backlog[1] += 1
                         continue
-                    backlog[0] += len(line)
+                    backlog[0] += cost
                     pending.append((name, line))
                 arrived.set()
 
             return take
 
         takers = [(state.log, follower(state.name)) for state in chosen]
+        tail_lines = [(state.name, state.log.tail(request.lines)) for state in chosen]
         for ring, take in takers:
             ring.followers.add(take)
         client.streaming = True
         try:
-            await self._send(client, protocol.encode(ok=True, tasks=names, lines=tail))
+            tail = ((name, line) for name, lines in tail_lines for line in lines)
+            await self._send_lines(client, tail, {"tasks": names}, more=True)
+            del tail_lines
             while True:
                 await arrived.wait()
                 arrived.clear()
-                batch = []
-                while pending:
-                    name, line = pending.popleft()
-                    backlog[0] -= len(line)
-                    batch.append({"task": name, "line": _text(line)})
+
+                def drained() -> Iterator[tuple[str, bytes]]:
+                    while pending:
+                        name, line = pending.popleft()
+                        backlog[0] -= len(line) + PENDING_OVERHEAD
+                        yield name, line
+
                 dropped, backlog[1] = backlog[1], 0
                 extra: dict[str, Any] = {"dropped": dropped} if dropped else {}
-                await self._send(client, protocol.encode(ok=True, lines=batch, **extra))
+                await self._send_lines(client, drained(), extra, more=True)
         finally:
             for ring, take in takers:
                 ring.followers.discard(take)
+
+    async def _send_lines(
+        self,
+        client: _Client,
+        lines: Iterator[tuple[str, bytes]],
+        fields: dict[str, Any],
+        *,
+        more: bool,
+    ) -> None:
+        """Lines in responses of at most BATCH_BYTES each, every one written before the next
+        is built: memory stays bounded however many lines are asked for.
+
+        ``more``: every response says more may follow (logs -f); otherwise all but the last.
+        """
+        batch: list[dict[str, str]] = []
+        size = 0
+        for name, line in lines:
+            batch.append({"task": name, "line": _text(line)})
+            size += len(line)
+            if size >= BATCH_BYTES:
+                await self._send(client, protocol.encode(ok=True, **fields, lines=batch, more=True))
+                fields, batch, size = {}, [], 0
+        await self._send(client, protocol.encode(ok=True, **fields, lines=batch, more=more))
 
     async def _send(self, client: _Client, data: bytes) -> None:
         client.writer.write(data)

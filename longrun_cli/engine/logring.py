@@ -2,8 +2,10 @@
 
 Both of a task's streams feed one ring, in the order their chunks arrive; each
 stream keeps its own partial line, so a stdout line never swallows half of a
-stderr line. Memory is bounded twice: at most ``capacity`` lines, each at most
-``LINE_LIMIT`` bytes (a longer line is kept as several).
+stderr line. Memory is bounded three times: at most ``capacity`` lines, each at
+most ``LINE_LIMIT`` bytes (a longer line is kept as several), and at most
+``byte_limit`` bytes in all (the oldest lines go first): a group of 2,000 chatty
+tasks must not keep 2,000 x 1,000 lines.
 """
 
 from __future__ import annotations
@@ -13,12 +15,27 @@ from collections.abc import Callable
 
 LINE_LIMIT = 16 * 1024
 DEFAULT_CAPACITY = 1000
+GROUP_BYTES = 64 * 1024 * 1024  # what a whole group's rings may hold, shared out per task
+MIN_BYTES = 16 * 1024  # what each task's ring may hold at least (past 4,096 tasks)
+LINE_OVERHEAD = 48  # what Python spends on each kept line beyond its bytes
+
+
+def bytes_per_task(tasks: int) -> int:
+    return max(MIN_BYTES, GROUP_BYTES // max(tasks, 1))
 
 
 class LogRing:
-    def __init__(self, capacity: int = DEFAULT_CAPACITY, line_limit: int = LINE_LIMIT) -> None:
-        self.lines: deque[bytes] = deque(maxlen=capacity)
+    def __init__(
+        self,
+        capacity: int = DEFAULT_CAPACITY,
+        line_limit: int = LINE_LIMIT,
+        byte_limit: int = GROUP_BYTES,
+    ) -> None:
+        self.lines: deque[bytes] = deque()
+        self._capacity = capacity
         self._line_limit = line_limit
+        self._byte_limit = byte_limit
+        self._bytes = 0
         self._partial: dict[int, bytes] = {}
         # Followers (``logs -f``): called with each batch of complete lines.
         self.followers: set[Callable[[list[bytes]], None]] = set()
@@ -55,6 +72,10 @@ class LogRing:
                 for line in lines
                 for start in range(0, max(len(line), 1), limit)
             ]
-        self.lines.extend(lines)
+        kept = self.lines
+        kept.extend(lines)
+        self._bytes += sum(map(len, lines)) + LINE_OVERHEAD * len(lines)
+        while len(kept) > self._capacity or (self._bytes > self._byte_limit and len(kept) > 1):
+            self._bytes -= len(kept.popleft()) + LINE_OVERHEAD
         for follower in list(self.followers):
             follower(lines)

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from longrun_cli.engine.events import Event, Level
+from longrun_cli.engine.logring import LogRing, bytes_per_task
 from longrun_cli.engine.operations import Operations
 from longrun_cli.engine.process import LaunchSpec, SpawnError
 from longrun_cli.engine.task import (
@@ -107,8 +108,14 @@ class Runner:
     async def run(self) -> RunnerResult:
         """Run every task to its end, then the hooks; never raises for a failing command."""
         now = self._clock.now()
+        share = bytes_per_task(len(self._group.tasks))
         self._states.update(
-            (task.name, TaskState(task, self._check_all_ready, self._log_lines, now))
+            (
+                task.name,
+                TaskState(
+                    task, self._check_all_ready, LogRing(self._log_lines, byte_limit=share), now
+                ),
+            )
             for task in self._group.tasks
         )
         await asyncio.gather(*(self._run_one(state) for state in self._states.values()))

@@ -82,7 +82,7 @@ class TaskState:
     """One task of a running group: what dependents observe and what operators see."""
 
     def __init__(
-        self, group_task: GroupTask, on_ready: Callable[[], None], log_lines: int, now: float
+        self, group_task: GroupTask, on_ready: Callable[[], None], log: LogRing, now: float
     ) -> None:
         self.group_task = group_task
         self.on_ready = on_ready
@@ -91,7 +91,7 @@ class TaskState:
         self.ready_failed = asyncio.Event()
         self.done: asyncio.Future[TaskResult] = asyncio.get_running_loop().create_future()
         self.task: Task | None = None
-        self.log = LogRing(log_lines)
+        self.log = log
         # Operations: ``halt`` stops the current Task alone; a parked task (stopped
         # on request) waits for ``wake``.
         self.halt: asyncio.Future[None] | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from longrun_cli.engine.logring import LogRing
+from longrun_cli.engine.logring import LINE_OVERHEAD, LogRing, bytes_per_task
 
 chunks = st.lists(
     st.tuples(st.sampled_from([1, 2]), st.binary(max_size=40).map(lambda b: b.replace(b"\r", b""))),
@@ -13,7 +13,9 @@ chunks = st.lists(
 )
 
 
-def reference(pieces: list[tuple[int, bytes]], capacity: int, limit: int) -> list[bytes]:
+def reference(
+    pieces: list[tuple[int, bytes]], capacity: int, limit: int, byte_limit: int = 10**9
+) -> list[bytes]:
     """Each stream's text cut at newlines; a line is complete at its newline (or at the end)."""
     partial = {1: b"", 2: b""}
     lines: list[bytes] = []
@@ -33,17 +35,37 @@ def reference(pieces: list[tuple[int, bytes]], capacity: int, limit: int) -> lis
         if partial[stream]:
             lines.append(partial[stream])
     cut = [line[i : i + limit] for line in lines for i in range(0, max(len(line), 1), limit)]
-    return cut[-capacity:]
+    # The longest run of last lines within both bounds (one line is always kept).
+    kept: list[bytes] = []
+    size = 0
+    for line in reversed(cut):
+        cost = len(line) + LINE_OVERHEAD
+        if len(kept) == capacity or (kept and size + cost > byte_limit):
+            break
+        kept.insert(0, line)
+        size += cost
+    return kept
 
 
-@given(chunks, st.integers(min_value=1, max_value=8), st.integers(min_value=4, max_value=64))
-def test_the_ring_keeps_the_last_lines_of_any_chunking(pieces, capacity, limit):
-    ring = LogRing(capacity, line_limit=limit)
+@given(
+    chunks,
+    st.integers(min_value=1, max_value=8),
+    st.integers(min_value=4, max_value=64),
+    st.integers(min_value=1, max_value=400),
+)
+def test_the_ring_keeps_the_last_lines_of_any_chunking(pieces, capacity, limit, byte_limit):
+    ring = LogRing(capacity, line_limit=limit, byte_limit=byte_limit)
     for stream, chunk in pieces:
         ring.feed(stream, chunk)
     ring.end(1)
     ring.end(2)
-    assert ring.tail(capacity) == reference(pieces, capacity, limit)
+    assert ring.tail(capacity) == reference(pieces, capacity, limit, byte_limit)
+
+
+def test_a_big_group_shares_out_a_bounded_budget():
+    assert bytes_per_task(2000) * 2000 <= 64 * 1024 * 1024
+    assert bytes_per_task(1) == 64 * 1024 * 1024
+    assert bytes_per_task(100_000) == 16 * 1024
 
 
 def test_followers_get_each_complete_line_once():

@@ -359,6 +359,7 @@ def test_another_user_is_refused_by_peer_credentials(rundir):
                  "/usr/bin/python3", "-c", client, str(sock)],
                 capture_output=True, text=True, timeout=30, check=False,
             )  # fmt: skip
+            assert result.stdout, result.stderr
             answer = json.loads(result.stdout)
             assert answer["ok"] is False
             assert answer["code"] == "forbidden"

@@ -212,6 +212,7 @@ class Runner:
             else NO_TASK,
             halt=state.halt,
             runs_before=state.runs,
+            again=state.generation > 1,
         )
         state.task = task
         state.progress = None

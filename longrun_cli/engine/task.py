@@ -144,6 +144,7 @@ class Task:
         trace: TaskTrace = NO_TASK,
         halt: asyncio.Future[None] | None = None,
         runs_before: int = 0,
+        again: bool = False,
     ) -> None:
         self.spec = spec
         # Done when this task alone is to stop (ctl stop or restart): no failure.
@@ -160,6 +161,7 @@ class Task:
         self._base_env = {**environ, **spec.env, "LONGRUN_TASK": spec.name}
         self._deadline_at: float | None = None
         self._runs = runs_before
+        self._again = again  # started again on request (longrun ctl): no initial delay
         self._streak = 0
         self._last_exit: str | None = None
 
@@ -195,7 +197,7 @@ class Task:
             )
 
     async def _run_policy(self) -> TaskResult:
-        if self.spec.delay and not self._runs:
+        if self.spec.delay and not self._again:
             interrupt = await self._pause(to_seconds(self.spec.delay), "starting")
             if interrupt is not None:
                 return self._interrupted(interrupt)

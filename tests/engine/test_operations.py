@@ -228,3 +228,14 @@ def test_no_operation_once_the_group_is_stopping(verb):
     steps = [(1.5, lambda r: getattr(r, verb)(["b"]))]
     _, _, _, seen = operate(tasks, scripts, steps, hooks={"a": Script(duration=5)})
     assert seen == ["refused: the group is stopping"]
+
+
+def test_a_restart_skips_the_initial_delay():
+    """--delay is for the group's start; a task restarted on request runs at once."""
+    tasks = [gtask("late", delay=10 * SECOND), gtask("clock")]
+    scripts = {"late": [Script(duration=FOREVER)] * 3, "clock": [Script(duration=40, code=5)]}
+    steps = [(2.0, lambda r: r.restart(["late"])), (20.0, lambda r: r.restart(["late"]))]
+    result, spawner, _, seen = operate(tasks, scripts, steps)
+    assert seen == [["late"], ["late"]]
+    assert [t for t, kind, name in spawner.timeline if (kind, name) == ("run", "late")] == [2, 20]
+    assert result.exit_status == 5

@@ -230,7 +230,7 @@ class ControlServer:
         takers = [(state.log, follower(state.name)) for state in chosen]
         tail_lines = [(state.name, state.log.tail(request.lines)) for state in chosen]
         for ring, take in takers:
-            ring.followers.add(take)
+            ring.follow(take)
         client.streaming = True
         try:
             tail = ((name, line) for name, lines in tail_lines for line in lines)
@@ -251,7 +251,7 @@ class ControlServer:
                 await self._send_lines(client, drained(), extra, more=True)
         finally:
             for ring, take in takers:
-                ring.followers.discard(take)
+                ring.unfollow(take)
 
     async def _send_lines(
         self,

@@ -25,44 +25,66 @@ def bytes_per_task(tasks: int) -> int:
 
 
 class LogRing:
+    # A group of 2,000 tasks has 2,000 rings: nothing is allocated before a line comes.
+    __slots__ = (
+        "_byte_limit",
+        "_bytes",
+        "_capacity",
+        "_line_limit",
+        "_partial",
+        "followers",
+        "lines",
+    )
+
     def __init__(
         self,
         capacity: int = DEFAULT_CAPACITY,
         line_limit: int = LINE_LIMIT,
         byte_limit: int = GROUP_BYTES,
     ) -> None:
-        self.lines: deque[bytes] = deque()
+        self.lines: deque[bytes] | None = None
         self._capacity = capacity
         self._line_limit = line_limit
         self._byte_limit = byte_limit
         self._bytes = 0
-        self._partial: dict[int, bytes] = {}
+        self._partial: dict[int, bytes] | None = None
         # Followers (``logs -f``): called with each batch of complete lines.
-        self.followers: set[Callable[[list[bytes]], None]] = set()
+        self.followers: set[Callable[[list[bytes]], None]] = _NO_FOLLOWERS
 
     def feed(self, stream: int, chunk: bytes) -> None:
         """Add what ``stream`` (1 or 2) wrote; complete lines enter the ring."""
-        data = self._partial.pop(stream, b"") + chunk
+        partial = self._partial
+        data = partial.pop(stream, b"") + chunk if partial else chunk
         lines = data.split(b"\n")
         rest = lines.pop()
         if len(rest) >= self._line_limit:
             lines.append(rest)
             rest = b""
         if rest:
-            self._partial[stream] = rest
+            if partial is None:
+                partial = self._partial = {}
+            partial[stream] = rest
         if lines:
             self._add(lines)
 
     def end(self, stream: int) -> None:
         """The stream closed: its unfinished last line is a line too."""
-        rest = self._partial.pop(stream, b"")
+        rest = self._partial.pop(stream, b"") if self._partial else b""
         if rest:
             self._add([rest])
 
     def tail(self, count: int) -> list[bytes]:
-        if count <= 0:
+        if count <= 0 or self.lines is None:
             return []
         return list(self.lines)[-count:]
+
+    def follow(self, follower: Callable[[list[bytes]], None]) -> None:
+        if self.followers is _NO_FOLLOWERS:
+            self.followers = set()
+        self.followers.add(follower)
+
+    def unfollow(self, follower: Callable[[list[bytes]], None]) -> None:
+        self.followers.discard(follower)
 
     def _add(self, lines: list[bytes]) -> None:
         limit = self._line_limit
@@ -73,9 +95,15 @@ class LogRing:
                 for start in range(0, max(len(line), 1), limit)
             ]
         kept = self.lines
+        if kept is None:
+            kept = self.lines = deque()
         kept.extend(lines)
         self._bytes += sum(map(len, lines)) + LINE_OVERHEAD * len(lines)
         while len(kept) > self._capacity or (self._bytes > self._byte_limit and len(kept) > 1):
             self._bytes -= len(kept.popleft()) + LINE_OVERHEAD
-        for follower in list(self.followers):
-            follower(lines)
+        if self.followers:
+            for follower in list(self.followers):
+                follower(lines)
+
+
+_NO_FOLLOWERS: set[Callable[[list[bytes]], None]] = set()  # shared, never added to

@@ -81,6 +81,12 @@ class TaskView(NamedTuple):
 class TaskState:
     """One task of a running group: what dependents observe and what operators see."""
 
+    __slots__ = (
+        "done", "generation", "group_task", "halt", "log", "on_ready", "parked", "progress",
+        "ready", "ready_failed", "restart_pending", "runs", "shown", "since", "spawns",
+        "started", "task", "waiting", "wake",
+    )  # fmt: skip
+
     def __init__(
         self, group_task: GroupTask, on_ready: Callable[[], None], log: LogRing, now: float
     ) -> None:

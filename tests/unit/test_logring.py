@@ -71,7 +71,7 @@ def test_a_big_group_shares_out_a_bounded_budget():
 def test_followers_get_each_complete_line_once():
     ring = LogRing(10)
     got: list[bytes] = []
-    ring.followers.add(got.extend)
+    ring.follow(got.extend)
     ring.feed(1, b"one\ntw")
     ring.feed(2, b"err\n")
     ring.feed(1, b"o\n")

@@ -10,7 +10,8 @@ from longrun_cli.cli.render import LogRenderer
 from longrun_cli.cli.session import Session, run_session
 from longrun_cli.engine.clock import MonotonicClock
 from longrun_cli.engine.process import reraise
-from longrun_cli.engine.task import Task, TaskResult
+from longrun_cli.engine.task import Task
+from longrun_cli.engine.taskio import TaskResult
 from longrun_cli.policy.duration import to_seconds
 from longrun_cli.policy.status import EXIT_USAGE
 from longrun_cli.policy.taskspec import TaskSpec

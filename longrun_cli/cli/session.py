@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from longrun_cli.engine.events import Event, Level
 from longrun_cli.engine.process import Supervisor
-from longrun_cli.engine.task import StopControl
+from longrun_cli.engine.taskio import StopControl
 from longrun_cli.policy.signals import (
     KEEP_IGNORED,
     fatal_signals,

@@ -12,13 +12,13 @@ import asyncio
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from longrun_cli.engine.task import TaskStatus
+from longrun_cli.engine.taskio import TaskStatus
 from longrun_cli.engine.taskstate import Refused, TaskState, refusal, select
 from longrun_cli.policy.group import Condition
 
 if TYPE_CHECKING:
     from longrun_cli.engine.clock import Clock
-    from longrun_cli.engine.task import StopControl
+    from longrun_cli.engine.taskio import StopControl
 
 
 class Operations:

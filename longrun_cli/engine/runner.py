@@ -18,14 +18,8 @@ from longrun_cli.engine.events import Event, Level
 from longrun_cli.engine.logring import LogRing, bytes_per_task
 from longrun_cli.engine.operations import Operations
 from longrun_cli.engine.process import LaunchSpec, SpawnError
-from longrun_cli.engine.task import (
-    FAILURES,
-    StopControl,
-    Task,
-    TaskIO,
-    TaskResult,
-    TaskStatus,
-)
+from longrun_cli.engine.task import Task
+from longrun_cli.engine.taskio import FAILURES, StopControl, TaskIO, TaskResult, TaskStatus
 from longrun_cli.engine.taskstate import Progress, TaskState, TaskView
 from longrun_cli.policy.duration import format_duration, to_seconds
 from longrun_cli.policy.group import Condition, GroupSpec, GroupTask, ReadyProbe
@@ -34,7 +28,7 @@ from longrun_cli.telemetry import NO_TASK
 if TYPE_CHECKING:
     from longrun_cli.engine.clock import Clock
     from longrun_cli.engine.events import EventSink
-    from longrun_cli.engine.task import Spawner
+    from longrun_cli.engine.taskio import Spawner
     from longrun_cli.telemetry import GroupTrace
 
 # A task whose dependency can no longer meet its condition fails with this status.

@@ -9,13 +9,26 @@ import asyncio
 import os
 import signal
 from collections.abc import Callable, Mapping
-from enum import Enum
-from typing import TYPE_CHECKING, Any, Final, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, Final
 
 from longrun_cli.engine.events import Event, Level
 from longrun_cli.engine.process import ExitStatus, LaunchSpec, SpawnError
+from longrun_cli.engine.taskio import (
+    EXEC_IO,
+    FAILURES,
+    StopControl,
+    TaskIO,
+    TaskResult,
+    TaskStatus,
+    finish_attempt,
+    outcome_fields,
+    outcome_of,
+    random_sample,
+    short_exit,
+    span_decision,
+)
 from longrun_cli.policy.decision import Decision, Verdict
-from longrun_cli.policy.duration import SECOND, format_duration, to_seconds
+from longrun_cli.policy.duration import format_duration, to_seconds
 from longrun_cli.policy.outcome import Outcome
 from longrun_cli.policy.signals import signal_name
 from longrun_cli.policy.status import EXIT_TIMEOUT, exit_status
@@ -28,61 +41,10 @@ if TYPE_CHECKING:
 
     from longrun_cli.engine.clock import Clock
     from longrun_cli.engine.events import EventSink
-    from longrun_cli.engine.logring import LogRing
+    from longrun_cli.engine.taskio import Spawner
     from longrun_cli.telemetry import AttemptTrace, TaskTrace
 
     Interrupt = Literal["stop", "deadline", "halt"]
-
-
-if TYPE_CHECKING:  # types only: a Protocol class costs ~0.3 M instructions to build
-
-    class ChildProcess(Protocol):
-        pid: int
-
-        @property
-        def exited(self) -> asyncio.Future[int]:
-            """Done once the leader has exited (its streams may still be draining)."""
-            ...
-
-        async def wait(self) -> ExitStatus: ...
-
-        async def stop(self, signum: int, grace: float, kill_now: asyncio.Future[None]) -> bool: ...
-
-    class Spawner(Protocol):
-        def spawn(self, spec: LaunchSpec) -> ChildProcess: ...
-
-
-class StopControl:
-    """A stop requested from outside (a signal), and the request to stop waiting for it.
-
-    Futures rather than Events: asyncio.wait takes them directly, so waiting on a
-    stop costs no extra task per attempt.
-    """
-
-    def __init__(self) -> None:
-        loop = asyncio.get_running_loop()
-        self.requested: asyncio.Future[None] = loop.create_future()
-        self.kill_now: asyncio.Future[None] = loop.create_future()
-        self.signal: int | None = None
-
-    @property
-    def is_requested(self) -> bool:
-        return self.requested.done()
-
-    def request(self, signum: int) -> bool:
-        """Record a stop signal; a second one returns True: skip the grace period."""
-        if self.signal is not None:
-            if not self.kill_now.done():
-                self.kill_now.set_result(None)
-            return True
-        self.signal = signum
-        self.cancel()
-        return False
-
-    def cancel(self) -> None:
-        """Stop every task without an outside signal (a group task failed)."""
-        if not self.requested.done():
-            self.requested.set_result(None)
 
 
 # Why a wait ended before the command or the pause did: plain strings rather than an
@@ -90,41 +52,6 @@ class StopControl:
 STOP: Final = "stop"  # longrun was asked to stop (a signal), or another task of the group failed
 DEADLINE: Final = "deadline"
 HALT: Final = "halt"  # this task alone, on request (longrun ctl stop or restart)
-
-
-class TaskStatus(Enum):
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    EXHAUSTED = "exhausted"
-    DEADLINE = "deadline"
-    STOPPED = "stopped"
-
-
-# The statuses that end a task as a failure (a group's first one stops the others).
-FAILURES = (TaskStatus.FAILED, TaskStatus.EXHAUSTED, TaskStatus.DEADLINE)
-
-
-class TaskResult(NamedTuple):
-    status: TaskStatus
-    exit_status: int
-    runs: int
-    outcome: Outcome | None = None
-
-
-class TaskIO(NamedTuple):
-    """How a task's processes meet the outside: defaults are those of ``longrun exec``."""
-
-    output_prefix: bytes | None = None  # group: copy both streams line by line
-    stdin_null: bool = False
-    stdout_patterns: tuple[str, ...] = ()  # readiness regexes
-    on_stdout_match: Callable[[str], None] | None = None
-    on_started: Callable[[], None] | None = None  # after every successful spawn
-    # Every change of phase: (phase, pid, run, attempt, next_at, last_exit), see Progress.
-    on_progress: Callable[[str, int | None, int, int, float | None, str | None], None] | None = None
-    log: LogRing | None = None  # the last lines of output, for longrun ctl logs
-
-
-EXEC_IO = TaskIO()
 
 
 class Task:
@@ -157,7 +84,7 @@ class Task:
         self._clock = clock
         self._sink = sink
         self._stop = stop
-        self._uniform01 = uniform01 or _random_sample
+        self._uniform01 = uniform01 or random_sample
         self._base_env = {**environ, **spec.env, "LONGRUN_TASK": spec.name}
         self._deadline_at: float | None = None
         self._runs = runs_before
@@ -191,9 +118,28 @@ class Task:
     async def run_hook(self, result: TaskResult, limit: float | None = None) -> None:
         """Run the shutdown hook, if any, bounded by its timeout and by ``limit`` seconds."""
         if self.spec.shutdown:
+            # Imported here: most runs have no hook, and exec's start-up never needs it.
+            from longrun_cli.engine.hooks import run_hook
+
             bound = to_seconds(self.spec.shutdown_timeout)
-            await self._run_hook(
-                self.spec.shutdown, result, bound if limit is None else min(bound, limit)
+            env = {
+                **self._base_env,
+                "LONGRUN_STATUS": result.status.value,
+                "LONGRUN_EXIT_STATUS": str(result.exit_status),
+            }
+            await run_hook(
+                self._spawner,
+                self._clock,
+                self._stop.kill_now,
+                LaunchSpec(
+                    argv=("/bin/sh", "-c", self.spec.shutdown),
+                    env=env,
+                    cwd=self.spec.cwd,
+                    output_prefix=self._io.output_prefix,
+                    stdin_null=self._io.stdin_null,
+                ),
+                bound if limit is None else min(bound, limit),
+                self._emit,
             )
 
     async def _run_policy(self) -> TaskResult:
@@ -262,7 +208,7 @@ class Task:
             Level.WARNING,
             f"attempt failed: {outcome.describe()}",
             run=self._runs,
-            **_outcome_fields(outcome),
+            **outcome_fields(outcome),
             rule=rule_text,
         )
         status = exit_status(outcome)
@@ -310,44 +256,23 @@ class Task:
     ) -> None:
         """End the invocation's span with what was decided about it (``ended``: _on_failure's)."""
         trace, self._attempt_trace = self._attempt_trace, None
-        if trace is None:
-            return
-        delay = None
-        if ended is None:
-            label = "success"
-        elif not isinstance(ended, TaskResult):
-            label, delay = "retry", to_seconds(decision.delay)
-        elif ended.status is TaskStatus.EXHAUSTED:
-            label = "exhausted"
-        elif ended.status is TaskStatus.DEADLINE or outcome.timed_out:
-            label = "timeout"
-        else:
-            label = "permanent"
-        rule = None
-        if decision.rule is not None:
-            rule = self.spec.policy.rules[decision.rule].matcher.describe()
-        trace.finish(
-            decision=label,
-            exit_code=outcome.exit_code,
-            signal=outcome.signal,
-            rule=rule,
-            delay_seconds=delay,
-            error=None if label == "success" else outcome.describe(),
-            pid=self._attempt_pid,
-        )
+        if trace is not None:
+            retried = ended is not None and not isinstance(ended, TaskResult)
+            status = ended.status if isinstance(ended, TaskResult) else None
+            rule = decision.rule
+            finish_attempt(
+                trace,
+                outcome,
+                span_decision(outcome, status, retried=retried),
+                rule=None if rule is None else self.spec.policy.rules[rule].matcher.describe(),
+                delay=to_seconds(decision.delay) if retried else None,
+                pid=self._attempt_pid,
+            )
 
     def _abandon_attempt(self, label: str, error: str | None) -> None:
         trace, self._attempt_trace = self._attempt_trace, None
         if trace is not None:
-            trace.finish(
-                decision=label,
-                exit_code=None,
-                signal=None,
-                rule=None,
-                delay_seconds=None,
-                error=error,
-                pid=self._attempt_pid,
-            )
+            finish_attempt(trace, None, label, error=error, pid=self._attempt_pid)
 
     async def _attempt(self) -> Outcome | Interrupt:
         self._runs += 1
@@ -392,7 +317,7 @@ class Task:
             if await self._terminal_stopped_us(status):
                 self._abandon_attempt("stopped", None)
                 return STOP
-            return _outcome(status)
+            return outcome_of(status)
         # A requested stop (a signal, or another task of the group failing) is not
         # an error of this task: -q must stay quiet on `systemctl stop`.
         levels = {"timeout": Level.WARNING, "deadline": Level.ERROR}
@@ -511,51 +436,6 @@ class Task:
         self._emit("stopped", Level.INFO, "stopped on request", signal=signal_name(signum))
         return TaskResult(TaskStatus.STOPPED, 128 + signum, self._runs)
 
-    async def _run_hook(self, command: str, result: TaskResult, bound: float) -> None:
-        env = self._base_env.copy()
-        env["LONGRUN_STATUS"] = result.status.value
-        env["LONGRUN_EXIT_STATUS"] = str(result.exit_status)
-        launch = LaunchSpec(
-            argv=("/bin/sh", "-c", command),
-            env=env,
-            cwd=self.spec.cwd,
-            output_prefix=self._io.output_prefix,
-            stdin_null=self._io.stdin_null,
-        )
-        self._emit("hook-start", Level.DEBUG, "running shutdown hook", command=command)
-        try:
-            child = self._spawner.spawn(launch)
-        except SpawnError as exc:
-            self._emit("hook-failed", Level.ERROR, f"shutdown hook failed: {exc}")
-            return
-        waiter = asyncio.ensure_future(child.wait())
-        timer = asyncio.ensure_future(self._clock.sleep(bound))
-        try:
-            contenders: list[asyncio.Future[Any]] = [waiter, self._stop.kill_now, timer]
-            await asyncio.wait(contenders, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            timer.cancel()
-        if not waiter.done():
-            why = (
-                "killed on a second stop request"
-                if self._stop.kill_now.done()
-                else f"timed out after {format_duration(int(bound * SECOND))}"
-            )
-            await child.stop(signal.SIGKILL, 0.0, self._stop.kill_now)
-            await waiter
-            self._emit("hook-failed", Level.ERROR, f"shutdown hook {why}", command=command)
-            return
-        status = waiter.result()
-        if status.code == 0:
-            self._emit("hook-done", Level.DEBUG, "shutdown hook done")
-            return
-        self._emit(
-            "hook-failed",
-            Level.ERROR,
-            f"shutdown hook failed: {_outcome(status).describe()}",
-            command=command,
-        )
-
     def _emit_output_held(self) -> None:
         self._emit(
             "output-held",
@@ -591,31 +471,3 @@ def _next_after(tick: float, interval: float, now: float) -> float:
     if now >= following:
         following += (int((now - following) // interval) + 1) * interval
     return following
-
-
-def _random_sample() -> float:
-    # Imported on first use: most tasks never draw (jitter 0) and start-up matters.
-    import random
-
-    return random.random()
-
-
-def _outcome(status: ExitStatus) -> Outcome:
-    return Outcome(exit_code=status.code, signal=status.signal, stderr_hits=status.stderr_hits)
-
-
-def short_exit(outcome: Outcome) -> str:
-    """The last exit as ``ctl status`` shows it: ``0``, ``75``, ``SIGKILL`` or ``timeout``."""
-    if outcome.timed_out:
-        return "timeout"
-    if outcome.signal is not None:
-        return "SIG" + signal_name(outcome.signal)
-    return str(outcome.exit_code)
-
-
-def _outcome_fields(outcome: Outcome) -> dict[str, object]:
-    if outcome.timed_out:
-        return {"timeout": True}
-    if outcome.signal is not None:
-        return {"signal": signal_name(outcome.signal)}
-    return {"exit_code": outcome.exit_code}

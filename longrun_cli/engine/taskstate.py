@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
 from longrun_cli.engine.logring import LogRing
-from longrun_cli.engine.task import TaskResult, TaskStatus, short_exit
+from longrun_cli.engine.taskio import TaskResult, TaskStatus, short_exit
 from longrun_cli.policy.errors import quote
 
 if TYPE_CHECKING:

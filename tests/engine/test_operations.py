@@ -10,7 +10,7 @@ import pytest
 
 from longrun_cli.engine.events import RecordingSink
 from longrun_cli.engine.runner import Runner, RunnerResult
-from longrun_cli.engine.task import StopControl, TaskStatus
+from longrun_cli.engine.taskio import StopControl, TaskStatus
 from longrun_cli.engine.taskstate import Refused
 from longrun_cli.policy.duration import SECOND
 from longrun_cli.policy.group import Condition, GroupSpec, ReadyProbe

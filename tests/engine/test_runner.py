@@ -7,7 +7,7 @@ import signal
 
 from longrun_cli.engine.events import RecordingSink
 from longrun_cli.engine.runner import Runner, RunnerResult
-from longrun_cli.engine.task import StopControl, TaskStatus
+from longrun_cli.engine.taskio import StopControl, TaskStatus
 from longrun_cli.policy.duration import SECOND
 from longrun_cli.policy.group import Condition, GroupSpec, GroupTask, ReadyProbe
 from longrun_cli.policy.taskspec import TaskSpec

@@ -8,7 +8,8 @@ import signal
 import pytest
 
 from longrun_cli.engine.events import RecordingSink
-from longrun_cli.engine.task import StopControl, Task, TaskResult, TaskStatus
+from longrun_cli.engine.task import Task
+from longrun_cli.engine.taskio import StopControl, TaskResult, TaskStatus
 from longrun_cli.policy.decision import RetryPolicy
 from longrun_cli.policy.duration import SECOND
 from longrun_cli.policy.spec import parse_exit_code_rule, parse_timeout_rule

@@ -1,0 +1,64 @@
+"""A task's shutdown hook: ``sh -c`` after the task has ended, bounded by its timeout.
+
+Imported only when a hook is to run: most runs have none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from longrun_cli.engine.events import Level
+from longrun_cli.engine.process import ExitStatus, LaunchSpec, SpawnError
+from longrun_cli.policy.duration import SECOND, format_duration
+from longrun_cli.policy.outcome import Outcome
+
+if TYPE_CHECKING:
+    from longrun_cli.engine.clock import Clock
+    from longrun_cli.engine.taskio import Spawner
+
+
+Emit = Callable[..., None]  # Task._emit: (name, level, message, **fields)
+
+
+async def run_hook(
+    spawner: Spawner,
+    clock: Clock,
+    kill_now: asyncio.Future[None],
+    launch: LaunchSpec,
+    bound: float,
+    emit: Emit,
+) -> None:
+    """Run the hook ``launch``; a failure, a timeout or a second stop request is logged."""
+    command = launch.argv[-1]
+    emit("hook-start", Level.DEBUG, "running shutdown hook", command=command)
+    try:
+        child = spawner.spawn(launch)
+    except SpawnError as exc:
+        emit("hook-failed", Level.ERROR, f"shutdown hook failed: {exc}")
+        return
+    waiter = asyncio.ensure_future(child.wait())
+    timer = asyncio.ensure_future(clock.sleep(bound))
+    try:
+        contenders: list[asyncio.Future[Any]] = [waiter, kill_now, timer]
+        await asyncio.wait(contenders, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        timer.cancel()
+    if not waiter.done():
+        why = (
+            "killed on a second stop request"
+            if kill_now.done()
+            else f"timed out after {format_duration(int(bound * SECOND))}"
+        )
+        await child.stop(signal.SIGKILL, 0.0, kill_now)
+        await waiter
+        emit("hook-failed", Level.ERROR, f"shutdown hook {why}", command=command)
+        return
+    status: ExitStatus = waiter.result()
+    if status.code == 0:
+        emit("hook-done", Level.DEBUG, "shutdown hook done")
+        return
+    failure = Outcome(exit_code=status.code, signal=status.signal)
+    emit("hook-failed", Level.ERROR, f"shutdown hook failed: {failure.describe()}", command=command)

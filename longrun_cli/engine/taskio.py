@@ -1,0 +1,174 @@
+"""What a task is given and what it gives back: stop requests, its IO, its result.
+
+Apart from the task loop, so that the loop stays readable; both are on exec's
+start-up path (kept small: no Protocol class is built at run time).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from enum import Enum
+from typing import TYPE_CHECKING, NamedTuple, Protocol
+
+from longrun_cli.policy.outcome import Outcome
+from longrun_cli.policy.signals import signal_name
+
+if TYPE_CHECKING:
+    from longrun_cli.engine.logring import LogRing
+    from longrun_cli.engine.process import ExitStatus, LaunchSpec
+    from longrun_cli.telemetry import AttemptTrace
+
+
+if TYPE_CHECKING:  # types only: a Protocol class costs ~0.3 M instructions to build
+
+    class ChildProcess(Protocol):
+        pid: int
+
+        @property
+        def exited(self) -> asyncio.Future[int]:
+            """Done once the leader has exited (its streams may still be draining)."""
+            ...
+
+        async def wait(self) -> ExitStatus: ...
+
+        async def stop(self, signum: int, grace: float, kill_now: asyncio.Future[None]) -> bool: ...
+
+    class Spawner(Protocol):
+        def spawn(self, spec: LaunchSpec) -> ChildProcess: ...
+
+
+class StopControl:
+    """A stop requested from outside (a signal), and the request to stop waiting for it.
+
+    Futures rather than Events: asyncio.wait takes them directly, so waiting on a
+    stop costs no extra task per attempt.
+    """
+
+    def __init__(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.requested: asyncio.Future[None] = loop.create_future()
+        self.kill_now: asyncio.Future[None] = loop.create_future()
+        self.signal: int | None = None
+
+    @property
+    def is_requested(self) -> bool:
+        return self.requested.done()
+
+    def request(self, signum: int) -> bool:
+        """Record a stop signal; a second one returns True: skip the grace period."""
+        if self.signal is not None:
+            if not self.kill_now.done():
+                self.kill_now.set_result(None)
+            return True
+        self.signal = signum
+        self.cancel()
+        return False
+
+    def cancel(self) -> None:
+        """Stop every task without an outside signal (a group task failed)."""
+        if not self.requested.done():
+            self.requested.set_result(None)
+
+
+class TaskStatus(Enum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    EXHAUSTED = "exhausted"
+    DEADLINE = "deadline"
+    STOPPED = "stopped"
+
+
+# The statuses that end a task as a failure (a group's first one stops the others).
+FAILURES = (TaskStatus.FAILED, TaskStatus.EXHAUSTED, TaskStatus.DEADLINE)
+
+
+class TaskResult(NamedTuple):
+    status: TaskStatus
+    exit_status: int
+    runs: int
+    outcome: Outcome | None = None
+
+
+class TaskIO(NamedTuple):
+    """How a task's processes meet the outside: defaults are those of ``longrun exec``."""
+
+    output_prefix: bytes | None = None  # group: copy both streams line by line
+    stdin_null: bool = False
+    stdout_patterns: tuple[str, ...] = ()  # readiness regexes
+    on_stdout_match: Callable[[str], None] | None = None
+    on_started: Callable[[], None] | None = None  # after every successful spawn
+    # Every change of phase: (phase, pid, run, attempt, next_at, last_exit), see Progress.
+    on_progress: Callable[[str, int | None, int, int, float | None, str | None], None] | None = None
+    log: LogRing | None = None  # the last lines of output, for longrun ctl logs
+
+
+EXEC_IO = TaskIO()
+
+
+def short_exit(outcome: Outcome) -> str:
+    """The last exit as ``ctl status`` shows it: ``0``, ``75``, ``SIGKILL`` or ``timeout``."""
+    if outcome.timed_out:
+        return "timeout"
+    if outcome.signal is not None:
+        return "SIG" + signal_name(outcome.signal)
+    return str(outcome.exit_code)
+
+
+def random_sample() -> float:
+    # Imported on first use: most tasks never draw (jitter 0) and start-up matters.
+    import random
+
+    return random.random()
+
+
+def outcome_of(status: ExitStatus) -> Outcome:
+    return Outcome(exit_code=status.code, signal=status.signal, stderr_hits=status.stderr_hits)
+
+
+def outcome_fields(outcome: Outcome) -> dict[str, object]:
+    if outcome.timed_out:
+        return {"timeout": True}
+    if outcome.signal is not None:
+        return {"signal": signal_name(outcome.signal)}
+    return {"exit_code": outcome.exit_code}
+
+
+def span_decision(outcome: Outcome, ended: TaskStatus | None, *, retried: bool) -> str:
+    """The decision an attempt's span records: success, retry, exhausted, timeout or permanent.
+
+    ``ended``: the status the task ended with after this attempt (None: it goes on).
+    """
+    if retried:
+        return "retry"
+    if ended is None:
+        return "success"
+    if ended is TaskStatus.EXHAUSTED:
+        return "exhausted"
+    if ended is TaskStatus.DEADLINE or outcome.timed_out:
+        return "timeout"
+    return "permanent"
+
+
+def finish_attempt(
+    trace: AttemptTrace,
+    outcome: Outcome | None,
+    decision: str,
+    *,
+    rule: str | None = None,
+    delay: float | None = None,
+    error: str | None = None,
+    pid: int | None = None,
+) -> None:
+    """End an attempt's span; ``outcome`` None: the attempt was abandoned (stopped, deadline)."""
+    if outcome is not None and decision != "success":
+        error = outcome.describe()
+    trace.finish(
+        decision=decision,
+        exit_code=None if outcome is None else outcome.exit_code,
+        signal=None if outcome is None else outcome.signal,
+        rule=rule,
+        delay_seconds=delay,
+        error=error,
+        pid=pid,
+    )

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import os
 import re
-import stat
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from longrun_cli.cli import toml_values as values
+from longrun_cli.cli.envfiles import relative_to
+from longrun_cli.cli.textfile import ConfigError, read_text
 from longrun_cli.cli.toml_values import shell
 from longrun_cli.policy.decision import RetryPolicy
 from longrun_cli.policy.errors import SpecError
@@ -40,7 +41,9 @@ StrPath = str | os.PathLike[str]
 NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 PROCFILE_LINE = re.compile(r"^([A-Za-z0-9_-]+):\s*(.+)$")
 
-RUNNER_KEYS = ("shutdown_timeout", "kill_after", "name", "control", "log_lines")
+RUNNER_KEYS = (
+    "shutdown_timeout", "kill_after", "name", "control", "log_lines", "env_file", "port",
+)  # fmt: skip
 TASK_KEYS = (
     "command",
     "interval",
@@ -62,14 +65,12 @@ TASK_KEYS = (
     "depends_on",
     "ready",
     "env",
+    "env_file",
     "cwd",
+    "scale",
 )
 RULE_KEYS = ("exit_codes", "stderr", "signals", "timeout", "retries", "backoff")
 READY_KEYS = ("stdout", "command", "interval", "timeout")
-
-
-class ConfigError(SpecError):
-    """A group definition is invalid; the message names file, line and key."""
 
 
 # Characters that give a command line meaning only a shell can supply.
@@ -102,7 +103,7 @@ def from_inline(
 
 
 def from_procfile(path: StrPath, shutdown_timeout: int, kill_after: int | None) -> GroupSpec:
-    text = _read(path)
+    text = read_text(path)
     tasks: list[GroupTask] = []
     lines: dict[str, int] = {}
     for number, raw in enumerate(text.splitlines(), start=1):
@@ -140,63 +141,6 @@ def _group(tasks: list[GroupTask], shutdown_timeout: int, source: str) -> GroupS
         raise ConfigError(f"{source}: {exc}") from None
 
 
-# How long a FIFO or device given as the group file may take to deliver its text.
-READ_PATIENCE = 10.0
-
-
-def _read(path: StrPath) -> str:
-    """The file's text; a FIFO (``<(...)``) is read without ever blocking for good."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{path}: is a directory, not a file") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    try:
-        mode = os.fstat(fd).st_mode
-        if stat.S_ISDIR(mode):
-            raise ConfigError(f"{path}: is a directory, not a file")
-        data = _read_all(fd, path, wait=not stat.S_ISREG(mode))
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    finally:
-        os.close(fd)
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
-
-
-def _read_all(fd: int, path: StrPath, *, wait: bool) -> bytes:
-    """Read to the end; ``wait``: a FIFO or device, polled first, within READ_PATIENCE.
-
-    Linux reports a FIFO readable only once a writer has written or come and
-    gone, so polling first tells "no writer yet" from the end of the text.
-    """
-    import select
-    import time
-
-    chunks: list[bytes] = []
-    deadline = time.monotonic() + READ_PATIENCE
-    while True:
-        if wait:
-            remaining = deadline - time.monotonic()
-            readable, _, _ = select.select([fd], [], [], max(0.0, remaining))
-            if not readable:
-                raise ConfigError(
-                    f"{path}: nothing to read within {READ_PATIENCE:g}s (a FIFO nobody writes?)"
-                )
-        try:
-            chunk = os.read(fd, 1 << 16)
-        except BlockingIOError:
-            continue
-        if not chunk:
-            return b"".join(chunks)
-        chunks.append(chunk)
-
-
 # --- TOML --------------------------------------------------------------------------
 
 
@@ -206,7 +150,7 @@ def from_toml(
     """Load ``path``; command-line values, when given, override ``[runner]``."""
     import tomllib
 
-    text = _read(path)
+    text = read_text(path)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -302,8 +246,20 @@ class _TomlLoader:
             log_lines = self.value(
                 ("runner", "log_lines"), runner["log_lines"], values.as_line_count
             )
+        env_files = self.env_files(("runner", "env_file"), runner)
+        port = None
+        if "port" in runner:
+            port = self.value(("runner", "port"), runner["port"], values.as_port)
         try:
-            return GroupSpec(tuple(group_tasks), shutdown_timeout, name, control, log_lines)
+            return GroupSpec(
+                tuple(group_tasks),
+                shutdown_timeout,
+                name,
+                control,
+                log_lines,
+                env_files,
+                port,
+            )
         except DependencyError as exc:
             line = self.locate(("tasks", exc.task, "depends_on"))
             raise ConfigError(
@@ -343,6 +299,7 @@ class _TomlLoader:
             )
         if "env" in table:
             fields["env"] = self.value((*where, "env"), table["env"], values.as_env)
+        fields["env_files"] = self.env_files((*where, "env_file"), table)
         if "cwd" in table:
             cwd = self.value((*where, "cwd"), table["cwd"], values.as_path)
             base = os.path.dirname(os.path.abspath(self.path))
@@ -351,7 +308,18 @@ class _TomlLoader:
         spec = self.value(where, fields, lambda f: TaskSpec(**f))
         depends = self.depends(where, table.get("depends_on", {}))
         ready = self.ready(where, table["ready"]) if "ready" in table else None
-        return GroupTask(spec, depends, ready)
+        scale = 1
+        if "scale" in table:
+            scale = self.value((*where, "scale"), table["scale"], values.as_scale)
+        return GroupTask(spec, depends, ready, scale)
+
+    def env_files(self, where: tuple[str, ...], table: dict[str, Any]) -> tuple[str, ...]:
+        """``env_file``: a path or a list, relative to this file's directory."""
+        if "env_file" not in table:
+            return ()
+        paths = self.value(where, table["env_file"], values.as_paths)
+        base = os.path.dirname(os.path.abspath(self.path))
+        return tuple(relative_to(path, base) for path in paths)
 
     def policy(self, where: tuple[str, ...], table: dict[str, Any]) -> RetryPolicy:
         rules: list[RetryRule] = []

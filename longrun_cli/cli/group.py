@@ -11,8 +11,10 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import click
 
-from longrun_cli.cli.config import ConfigError, from_inline, from_procfile, from_toml
+from longrun_cli.cli.config import from_inline, from_procfile, from_toml
+from longrun_cli.cli.conventions import Conventions, apply, conventions_from
 from longrun_cli.cli.main import complete_files, output_options, plan_or_run
+from longrun_cli.cli.textfile import ConfigError
 from longrun_cli.policy.duration import parse_duration
 from longrun_cli.policy.errors import SpecError
 from longrun_cli.policy.group import DEFAULT_SHUTDOWN_TIMEOUT, GroupSpec
@@ -61,6 +63,7 @@ def load_group(
     procfile: str | None,
     shutdown_timeout: str | None,
     kill_after: str | None,
+    conventions: Conventions | None = None,
 ) -> GroupSpec:
     sources = [
         name for name, given in (("FILE", file), ("-t", inline), ("--procfile", procfile)) if given
@@ -72,10 +75,12 @@ def load_group(
         raise ConfigError(f"--shutdown-timeout must be > 0, got {shutdown_timeout!r}")
     grace = _duration("--kill-after", kill_after)
     if inline:
-        return from_inline(inline, bound or DEFAULT_SHUTDOWN_TIMEOUT, grace)
-    if procfile:
-        return from_procfile(procfile, bound or DEFAULT_SHUTDOWN_TIMEOUT, grace)
-    return from_toml(file or DEFAULT_FILE, bound, grace)
+        group = from_inline(inline, bound or DEFAULT_SHUTDOWN_TIMEOUT, grace)
+    elif procfile:
+        group = from_procfile(procfile, bound or DEFAULT_SHUTDOWN_TIMEOUT, grace)
+    else:
+        group = from_toml(file or DEFAULT_FILE, bound, grace)
+    return apply(group, conventions or Conventions(), plain=bool(inline or procfile))
 
 
 def _duration(option: str, value: str | None) -> int | None:
@@ -128,6 +133,26 @@ gracefully and are re-raised.
     metavar="DURATION",
     help="Grace period before SIGKILL for every task (default: [runner] value, else 10s).",
 )
+@click.option(
+    "--env-file",
+    "env_files",
+    multiple=True,
+    metavar="FILE",
+    shell_complete=complete_files,
+    help="Read variables for every task (repeatable; replaces ./.env for -t and --procfile).",
+)
+@click.option(
+    "--port",
+    metavar="N",
+    help="Base PORT for -t and --procfile tasks, +100 per task, +1 per replica (default 5000).",
+)
+@click.option(
+    "-c",
+    "--concurrency",
+    multiple=True,
+    metavar="NAME=N[,NAME=N...]",
+    help="Run N replicas of a task: NAME.1 ... NAME.N (repeatable).",
+)
 @click.option("--no-prefix", is_flag=True, help="Do not prefix output lines with task names.")
 @click.option(
     "--name",
@@ -147,6 +172,9 @@ def group_command(
     procfile: str | None,
     shutdown_timeout: str | None,
     kill_after: str | None,
+    env_files: tuple[str, ...],
+    port: str | None,
+    concurrency: tuple[str, ...],
     no_prefix: bool,
     name: str | None,
     control: str | None,
@@ -164,7 +192,6 @@ def group_command(
         return to_json(group_plan_record(group)) if as_json else describe_group(group)
 
     def run(group: GroupSpec, renderer: LogRenderer) -> int:
-        from longrun_cli.cli.group import control_settings
         from longrun_cli.cli.run import run_group
 
         try:
@@ -175,6 +202,7 @@ def group_command(
         return run_group(group, renderer, prefix=not no_prefix, control=settings)
 
     def build() -> GroupSpec:
-        return load_group(file, inline, procfile, shutdown_timeout, kill_after)
+        conventions = conventions_from(env_files, port, concurrency)
+        return load_group(file, inline, procfile, shutdown_timeout, kill_after, conventions)
 
     return plan_or_run(build, describe, run, log_format, verbose, quiet, dry_run)

@@ -110,15 +110,13 @@ def complete_command(ctx: click.Context, _param: click.Parameter, incomplete: st
     return [CompletionItem(name) for name in sorted(found)]
 
 
-SHELLS = ("bash", "zsh", "fish")
-
-
 class _LazyGroup(click.Group):
     """Commands in ``LAZY`` are built only when asked for: exec's start-up never pays for them."""
 
     LAZY: ClassVar[dict[str, str]] = {
         "ctl": "longrun_cli.cli.ctl:ctl",
         "group": "longrun_cli.cli.group:group_command",
+        "completion": "longrun_cli.cli.completion:completion_command",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -219,6 +217,13 @@ def cli() -> None:
     help="Bound for the shutdown hook.",
 )
 @click.option(
+    "--env-file",
+    metavar="FILE",
+    multiple=True,
+    shell_complete=complete_files,
+    help="Read variables for the command from FILE (dotenv syntax; repeatable, later wins).",
+)
+@click.option(
     "--foreground",
     is_flag=True,
     help="Keep the command in longrun's process group (terminal access); no group signals.",
@@ -284,20 +289,6 @@ def plan_or_run(
     return run(value, renderer)
 
 
-@cli.command("completion")
-@click.argument("shell", type=click.Choice(SHELLS))
-def completion_command(shell: str) -> int:
-    """Print the completion script for SHELL (bash, zsh or fish).
-
-    \b
-    bash:  longrun completion bash > ~/.local/share/bash-completion/completions/longrun
-    zsh:   longrun completion zsh > "${fpath[1]}/_longrun"
-    fish:  longrun completion fish > ~/.config/fish/completions/longrun.fish
-    """
-    click.echo(completion_script(shell), nl=False)
-    return 0
-
-
 def _warn_about_rules(value: object, renderer: LogRenderer) -> None:
     """A rule that can never fire is almost always a mistake: say so, but run."""
     from longrun_cli.engine.events import Event, Level
@@ -310,16 +301,6 @@ def _warn_about_rules(value: object, renderer: LogRenderer) -> None:
             continue
         for doubt in spec.policy.doubts():
             renderer.emit(Event("rule-warning", spec.name, Level.WARNING, doubt))
-
-
-def completion_script(shell: str) -> str:
-    """The script click generates for SHELL; it calls back into longrun to complete."""
-    from click.shell_completion import get_completion_class
-
-    completion_class = get_completion_class(shell)
-    assert completion_class is not None
-    script = completion_class(cli, {}, "longrun", "_LONGRUN_COMPLETE").source()
-    return script if script.endswith("\n") else script + "\n"
 
 
 def main(argv: list[str] | None = None) -> None:

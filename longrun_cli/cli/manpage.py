@@ -67,6 +67,10 @@ ENVIRONMENT = [
     ),
     ("LONGRUN_RUN", "Set for the command: how many times it has been invoked, this one included."),
     (
+        "LONGRUN_REPLICA",
+        "Set for a group's commands: K for replica NAME.K, 1 for a task not scaled.",
+    ),
+    (
         "LONGRUN_MARK",
         "Set for the command, hooks and probes: this longrun's mark (and those of the longruns"
         " around it), by which the watcher finds what survives a SIGKILL of longrun.",
@@ -241,6 +245,8 @@ kill_after = "10s"           # default grace period before SIGKILL
 name = "shop"                # for longrun ctl (default: this file's directory's name)
 control = "/run/shop.sock"   # the control socket (default: see longrun-ctl(1))
 log_lines = 1000             # lines of each task kept for longrun ctl logs
+env_file = ".env"            # or a list: for every task
+port = 8000                  # PORT: +100 per task, +1 per replica
 
 [tasks.migrate]
 command = ["./migrate", "--up"]          # list = argv; string = a command line
@@ -257,7 +263,9 @@ command = "gunicorn app:app"
 depends_on = { migrate = "succeeded" }   # started | ready | succeeded
 ready = { stdout = "Listening at" }      # or { command = "...", interval = "1s", timeout = "30s" }
 shutdown = "curl -fsS -X POST localhost:8000/drain"
-env = { PORT = "8000" }
+env = { GREETING = "hi" }
+env_file = "web.env"                     # or a list
+scale = 2                                # web.1 and web.2
 cwd = "services/web"                     # relative to the file
 
 [tasks.poll]
@@ -297,7 +305,26 @@ GROUP_KEYS = [
         '{ stdout = REGEX } or { command = "...", interval = "1s", timeout = "30s" }. '
         "Without it a task is ready once started.",
     ),
-    ("env", "Extra environment variables."),
+    ("env", "Extra environment variables, over env files and the assigned PORT."),
+    (
+        "env_file",
+        "A dotenv file or a list of them, relative to the file (python-dotenv's syntax: "
+        "export, quotes, comments, ${VAR}); in [runner] for every task. Precedence, lowest "
+        "first: longrun's environment, [runner] env_file, --env-file, the task's env_file, "
+        "PORT, env. A missing file or a line that is not dotenv is an error naming file "
+        "and line.",
+    ),
+    (
+        "scale",
+        "Run N replicas, NAME.1 ... NAME.N, each a full task with its own budgets and "
+        "LONGRUN_REPLICA=K; a depends_on on NAME waits for every replica.",
+    ),
+    (
+        "port",
+        "In [runner]: every task gets PORT, this base +100 per task in declaration order "
+        "+1 per replica (foreman's rule). -t and --procfile groups always get PORT, from "
+        "--port, else PORT from the environment or .env, else 5000.",
+    ),
     ("cwd", "Working directory, relative to the file."),
 ]
 
@@ -411,7 +438,7 @@ COMPLETION_FILES = {"bash": "longrun.bash", "zsh": "_longrun", "fish": "longrun.
 
 
 def completions() -> dict[str, str]:
-    from longrun_cli.cli.main import completion_script
+    from longrun_cli.cli.completion import completion_script
 
     return {name: completion_script(shell) for shell, name in COMPLETION_FILES.items()}
 

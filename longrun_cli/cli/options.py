@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from longrun_cli.policy.decision import RetryPolicy
 from longrun_cli.policy.duration import parse_duration
@@ -38,6 +38,7 @@ class ExecOptions(NamedTuple):
     shutdown: str | None = None
     shutdown_timeout: str = "30s"
     foreground: bool = False
+    env_file: Sequence[str] = ()
 
 
 def build_task_spec(options: ExecOptions) -> TaskSpec:
@@ -57,7 +58,17 @@ def build_task_spec(options: ExecOptions) -> TaskSpec:
         shutdown=options.shutdown or None,
         shutdown_timeout=_named("--shutdown-timeout", options.shutdown_timeout, parse_duration),
         foreground=options.foreground,
+        **_env_files(options.env_file),
     )
+
+
+def _env_files(paths: Sequence[str]) -> dict[str, Any]:
+    if not paths:
+        return {}
+    # Imported only when a file is named: most runs have none, and start-up matters.
+    from longrun_cli.cli.envfiles import read_env_files
+
+    return {"file_env": read_env_files(paths, os.environ), "env_files": tuple(paths)}
 
 
 def _has_policy(options: ExecOptions) -> bool:

@@ -47,6 +47,13 @@ def describe_plan(spec: TaskSpec) -> str:
     if spec.cwd is not None:
         missing = "" if os.path.isdir(spec.cwd) else "  (not found: the run would fail, 127)"
         lines.append(f"cwd:         {spec.cwd}{missing}")
+    if spec.env:
+        shown = " ".join(f"{key}={shlex.quote(value)}" for key, value in spec.env.items())
+        lines.append(f"env:         {shown}")
+    if spec.env_files:
+        # Names only: an env file is where secrets live, and plans end up in CI logs.
+        keys = ", ".join(sorted(spec.file_env)) or "nothing"
+        lines.append(f"env files:   {', '.join(spec.env_files)} (set {keys}; values not shown)")
     if spec.shutdown:
         lines.append(
             f"shutdown:    sh -c {shlex.quote(spec.shutdown)} "
@@ -158,6 +165,8 @@ def plan_record(spec: TaskSpec) -> dict[str, Any]:
         "jitter": spec.policy.jitter,
         "shutdown": spec.shutdown,
         "shutdown_timeout": format_duration(spec.shutdown_timeout),
+        "env_files": list(spec.env_files),
+        "env_file_keys": sorted(spec.file_env),  # the values are not shown: secrets
         "rules": rules,
     }
 
@@ -218,6 +227,7 @@ def exec_arguments(spec: TaskSpec) -> list[str]:
     ]
     if spec.shutdown is not None:
         args.append(f"--shutdown={spec.shutdown}")
+    args += [f"--env-file={path}" for path in spec.env_files]
     if spec.foreground:
         args.append("--foreground")
     if spec.policy.success_codes:

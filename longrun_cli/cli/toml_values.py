@@ -136,6 +136,28 @@ def as_line_count(raw: Any) -> int:
 MAX_LOG_LINES = 100_000
 
 
+def as_paths(raw: Any) -> list[str]:
+    """``env_file``: one path or a list of paths."""
+    items = raw if isinstance(raw, list) else [raw]
+    if not items or not all(isinstance(item, str) and item for item in items):
+        raise SpecError(f"expected a path or a list of paths, got {_toml(raw)}")
+    return [as_path(item) for item in items]
+
+
+def as_port(raw: Any) -> int:
+    if isinstance(raw, bool) or not isinstance(raw, int) or not 1 <= raw <= 65535:
+        raise SpecError(f"expected a port number from 1 to 65535, got {_toml(raw)}")
+    return raw
+
+
+def as_scale(raw: Any) -> int:
+    from longrun_cli.policy.replicas import MAX_SCALE
+
+    if isinstance(raw, bool) or not isinstance(raw, int) or not 1 <= raw <= MAX_SCALE:
+        raise SpecError(f"expected a replica count from 1 to {MAX_SCALE}, got {_toml(raw)}")
+    return raw
+
+
 def as_group_name(raw: Any) -> str:
     """``[runner] name``: it names the control socket file, so one printable path component."""
     name = as_string(raw)

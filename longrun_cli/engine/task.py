@@ -85,7 +85,7 @@ class Task:
         self._sink = sink
         self._stop = stop
         self._uniform01 = uniform01 or random_sample
-        self._base_env = {**environ, **spec.env, "LONGRUN_TASK": spec.name}
+        self._base_env = {**environ, **spec.file_env, **spec.env, "LONGRUN_TASK": spec.name}
         self._deadline_at: float | None = None
         self._runs = runs_before
         self._again = again  # started again on request (longrun ctl): no initial delay

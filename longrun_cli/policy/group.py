@@ -57,6 +57,7 @@ class GroupTask:
     spec: TaskSpec
     depends_on: tuple[tuple[str, Condition], ...] = ()
     ready: ReadyProbe | None = None
+    scale: int = 1  # replicas to make (policy.replicas.expand); 1 once expanded
 
     @property
     def name(self) -> str:
@@ -73,6 +74,9 @@ class GroupSpec:
     name: str | None = None
     control: str | None = None
     log_lines: int = DEFAULT_LOG_LINES
+    # [runner] env_file and port: read and applied by cli.conventions.
+    env_files: tuple[str, ...] = ()
+    port: int | None = None
     order: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:

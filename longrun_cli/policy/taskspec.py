@@ -30,6 +30,10 @@ class _TaskSpecFields(NamedTuple):
     foreground: bool
     env: Mapping[str, str]
     cwd: str | None
+    # Read from env files (--env-file, env_file), below ``env`` in precedence; the
+    # plan names the files and the keys, never these values.
+    file_env: Mapping[str, str]
+    env_files: tuple[str, ...]
 
 
 class TaskSpec(_TaskSpecFields):
@@ -58,6 +62,8 @@ class TaskSpec(_TaskSpecFields):
         foreground: bool = False,
         env: Mapping[str, str] = _NO_ENV,
         cwd: str | None = None,
+        file_env: Mapping[str, str] = _NO_ENV,
+        env_files: tuple[str, ...] = (),
     ) -> TaskSpec:
         spec = super().__new__(
             cls,
@@ -75,6 +81,8 @@ class TaskSpec(_TaskSpecFields):
             foreground,
             env,
             cwd,
+            file_env,
+            env_files,
         )
         spec._validate()
         return spec
@@ -108,7 +116,7 @@ class TaskSpec(_TaskSpecFields):
         ):
             if "\0" in text:
                 raise SpecError(f"{task}: {place} {quote(text)} contains a NUL byte")
-        for name, value in self.env.items():
+        for name, value in (*self.file_env.items(), *self.env.items()):
             if not name or "=" in name or "\0" in name:
                 raise SpecError(f"{task}: invalid environment variable name {quote(name)}")
             if "\0" in value:

@@ -36,7 +36,11 @@ def test_the_spec_example_loads(tmp_path):
     assert web.depends_on == (("migrate", Condition.SUCCEEDED),)
     assert web.ready is not None
     assert web.ready.stdout == "Listening at"
-    assert web.spec.env == {"PORT": "8000"}
+    assert web.spec.env == {"GREETING": "hi"}
+    assert web.scale == 2
+    assert web.spec.env_files == (str(tmp_path / "web.env"),)
+    assert group.env_files == (str(tmp_path / ".env"),)
+    assert group.port == 8000
     assert web.spec.cwd == str((tmp_path / "services/web").resolve())
     assert poll.spec.interval == 10 * SECOND
     assert group.shutdown_order() == ["poll", "web", "migrate"]

@@ -161,7 +161,7 @@ def test_a_directory_as_the_group_file_is_named(tmp_path):
 
 def test_a_fifo_nobody_writes_does_not_block_forever(tmp_path, monkeypatch):
     """A FIFO whose writer never writes: an error after the patience, not a hang."""
-    monkeypatch.setattr("longrun_cli.cli.config.READ_PATIENCE", 0.3)
+    monkeypatch.setattr("longrun_cli.cli.textfile.READ_PATIENCE", 0.3)
     fifo = tmp_path / "fifo.toml"
     os.mkfifo(fifo)
     writer = subprocess.Popen(["sh", "-c", f"sleep 5 > {fifo}"])

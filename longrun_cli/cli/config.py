@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from longrun_cli.cli import toml_values as values
 from longrun_cli.cli.envfiles import relative_to
@@ -36,6 +36,9 @@ from longrun_cli.policy.spec import (
 from longrun_cli.policy.taskspec import TaskSpec
 
 T = TypeVar("T")
+if TYPE_CHECKING:
+    from longrun_cli.policy.schedule import Schedule
+
 StrPath = str | os.PathLike[str]
 
 NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -68,6 +71,8 @@ TASK_KEYS = (
     "env_file",
     "cwd",
     "scale",
+    "schedule",
+    "timezone",
 )
 RULE_KEYS = ("exit_codes", "stderr", "signals", "timeout", "retries", "backoff")
 READY_KEYS = ("stdout", "command", "interval", "timeout")
@@ -300,6 +305,10 @@ class _TomlLoader:
         if "env" in table:
             fields["env"] = self.value((*where, "env"), table["env"], values.as_env)
         fields["env_files"] = self.env_files((*where, "env_file"), table)
+        if "schedule" in table:
+            fields["schedule"] = self.schedule(where, table)
+        elif "timezone" in table:
+            raise self.error((*where, "timezone"), "applies to schedule, which is not given")
         if "cwd" in table:
             cwd = self.value((*where, "cwd"), table["cwd"], values.as_path)
             base = os.path.dirname(os.path.abspath(self.path))
@@ -312,6 +321,18 @@ class _TomlLoader:
         if "scale" in table:
             scale = self.value((*where, "scale"), table["scale"], values.as_scale)
         return GroupTask(spec, depends, ready, scale)
+
+    def schedule(self, where: tuple[str, ...], table: dict[str, Any]) -> Schedule:
+        from longrun_cli.cli.zones import local_zone
+        from longrun_cli.policy.schedule import parse_schedule
+
+        zone = None
+        if "timezone" in table:
+            zone = self.value((*where, "timezone"), table["timezone"], values.as_string)
+        text = self.value((*where, "schedule"), table["schedule"], values.as_string)
+        return self.value(
+            (*where, "schedule"), text, lambda t: parse_schedule(t, zone, local_zone())
+        )
 
     def env_files(self, where: tuple[str, ...], table: dict[str, Any]) -> tuple[str, ...]:
         """``env_file``: a path or a list, relative to this file's directory."""

@@ -148,6 +148,12 @@ def cli() -> None:
     help="Task name in logs (default: basename of COMMAND).",
 )
 @click.option("--interval", metavar="DURATION", help="Run now, then every DURATION (fixed rate).")
+@click.option(
+    "--schedule",
+    metavar="CRON",
+    help="Run at each fire time of a five-field cron expression or @daily, @hourly, ...",
+)
+@click.option("--timezone", metavar="ZONE", help="Time zone of --schedule (default: local time).")
 @click.option("--delay", metavar="DURATION", help="Wait before the first run (not before retries).")
 @click.option("--timeout", metavar="DURATION", help="Per-attempt timeout; a timeout is a failure.")
 @click.option(

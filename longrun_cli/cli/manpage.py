@@ -271,6 +271,10 @@ cwd = "services/web"                     # relative to the file
 [tasks.poll]
 command = ["./poll.sh"]
 interval = "10s"
+
+[tasks.report]
+command = "./report.sh"
+schedule = "30 2 * * *"                  # cron; timezone = "Europe/Berlin"
 """
 
 GROUP_KEYS = [
@@ -324,6 +328,13 @@ GROUP_KEYS = [
         "In [runner]: every task gets PORT, this base +100 per task in declaration order "
         "+1 per replica (foreman's rule). -t and --procfile groups always get PORT, from "
         "--port, else PORT from the environment or .env, else 5000.",
+    ),
+    (
+        "schedule, timezone",
+        "Run at each fire time of a five-field cron expression or @hourly, @daily, @weekly, "
+        "@monthly, @yearly (a CRON_TZ=Zone prefix, or timezone, names the zone; default "
+        "local time), as longrun-exec(1) --schedule does: no overlap, retries as for "
+        "interval. Exclusive with interval.",
     ),
     ("cwd", "Working directory, relative to the file."),
 ]

@@ -39,6 +39,8 @@ class ExecOptions(NamedTuple):
     shutdown_timeout: str = "30s"
     foreground: bool = False
     env_file: Sequence[str] = ()
+    schedule: str | None = None
+    timezone: str | None = None
 
 
 def build_task_spec(options: ExecOptions) -> TaskSpec:
@@ -59,7 +61,19 @@ def build_task_spec(options: ExecOptions) -> TaskSpec:
         shutdown_timeout=_named("--shutdown-timeout", options.shutdown_timeout, parse_duration),
         foreground=options.foreground,
         **_env_files(options.env_file),
+        **_schedule(options.schedule, options.timezone),
     )
+
+
+def _schedule(text: str | None, zone: str | None) -> dict[str, Any]:
+    if text is None:
+        if zone is not None:
+            raise SpecError("--timezone applies to --schedule, which is not given")
+        return {}
+    from longrun_cli.cli.zones import local_zone
+    from longrun_cli.policy.schedule import parse_schedule
+
+    return {"schedule": parse_schedule(text, zone, local_zone())}
 
 
 def _env_files(paths: Sequence[str]) -> dict[str, Any]:

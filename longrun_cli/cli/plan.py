@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shlex
+from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
 from longrun_cli.policy.backoff import format_multiplier
@@ -30,6 +31,9 @@ def describe_plan(spec: TaskSpec) -> str:
 
     schedule = f"every {dur(spec.interval)}" if spec.interval else "once"
     first = f"after {format_duration(spec.delay)}" if spec.delay else "now"
+    if spec.schedule is not None:
+        zone = spec.schedule.zone_name or "local time"
+        schedule, first = f"cron {spec.schedule.text!r} ({zone})", "at the first fire time"
     lines = [
         f"task:        {spec.name}",
         f"command:     {shlex.join(spec.argv)}{_command_check(spec)}",
@@ -42,6 +46,8 @@ def describe_plan(spec: TaskSpec) -> str:
     ]
     success = sorted({0} | spec.policy.success_codes)
     lines.append("success:     exit " + ",".join(str(code) for code in success))
+    if spec.schedule is not None:
+        lines.append(f"next fires:  {', '.join(_next_fires(spec))}")
     if spec.policy.jitter:
         lines.append(f"jitter:      each delay drawn from [d×{1 - spec.policy.jitter:g}, d]")
     if spec.cwd is not None:
@@ -165,6 +171,13 @@ def plan_record(spec: TaskSpec) -> dict[str, Any]:
         "jitter": spec.policy.jitter,
         "shutdown": spec.shutdown,
         "shutdown_timeout": format_duration(spec.shutdown_timeout),
+        "schedule": None
+        if spec.schedule is None
+        else {
+            "cron": spec.schedule.text,
+            "timezone": spec.schedule.zone_name,
+            "next": _next_fires(spec),
+        },
         "env_files": list(spec.env_files),
         "env_file_keys": sorted(spec.file_env),  # the values are not shown: secrets
         "rules": rules,
@@ -202,6 +215,18 @@ def group_plan_record(group: GroupSpec) -> dict[str, Any]:
     }
 
 
+def _next_fires(spec: TaskSpec, count: int = 5) -> list[str]:
+    """The schedule's next fire times from now, ISO 8601 in its zone."""
+    import itertools
+    from datetime import datetime
+
+    from longrun_cli.policy.schedule import fire_times
+
+    assert spec.schedule is not None
+    fires = fire_times(spec.schedule, datetime.now(UTC))
+    return [fire.isoformat() for fire in itertools.islice(fires, count)]
+
+
 def exec_arguments(spec: TaskSpec) -> list[str]:
     """The ``longrun exec`` arguments that build ``spec`` again, each option as ``--name=value``.
 
@@ -228,6 +253,10 @@ def exec_arguments(spec: TaskSpec) -> list[str]:
     if spec.shutdown is not None:
         args.append(f"--shutdown={spec.shutdown}")
     args += [f"--env-file={path}" for path in spec.env_files]
+    if spec.schedule is not None:
+        args.append(f"--schedule={spec.schedule.text}")
+        if spec.schedule.zone_name is not None and "CRON_TZ=" not in spec.schedule.text:
+            args.append(f"--timezone={spec.schedule.zone_name}")
     if spec.foreground:
         args.append("--foreground")
     if spec.policy.success_codes:

@@ -37,6 +37,7 @@ from longrun_cli.policy.tracker import Budgets
 from longrun_cli.telemetry import NO_TASK
 
 if TYPE_CHECKING:
+    from datetime import datetime
     from typing import Literal
 
     from longrun_cli.engine.clock import Clock
@@ -91,6 +92,7 @@ class Task:
         self._again = again  # started again on request (longrun ctl): no initial delay
         self._streak = 0
         self._last_exit: str | None = None
+        self._fired: datetime | None = None  # the schedule's fire time of the current run
 
     @property
     def runs(self) -> int:
@@ -147,6 +149,10 @@ class Task:
             interrupt = await self._pause(to_seconds(self.spec.delay), "starting")
             if interrupt is not None:
                 return self._interrupted(interrupt)
+        if self.spec.schedule is not None:
+            interrupt = await self._until_fire(None)
+            if interrupt is not None:
+                return self._interrupted(interrupt)
         budgets = Budgets.fresh(len(self.spec.policy.rules))
         while True:
             outcome_or_end = await self._run_loop(budgets)
@@ -183,6 +189,11 @@ class Task:
                 self._emit("succeeded", Level.DEBUG, "attempt succeeded", run=self._runs)
             self._streak = 0
             self._close_attempt(outcome, decision, None)
+            if self.spec.schedule is not None:
+                interrupt = await self._until_fire(self._fired)
+                if interrupt is not None:
+                    return self._interrupted(interrupt)
+                continue
             if interval is None:
                 return TaskResult(TaskStatus.SUCCEEDED, 0, self._runs, outcome)
             now = self._clock.now()
@@ -197,6 +208,35 @@ class Task:
             if interrupt is not None:
                 return self._interrupted(interrupt)
             next_tick = _next_after(next_tick, interval, self._clock.now())
+
+    async def _until_fire(self, last: datetime | None) -> Interrupt | None:
+        """Sleep until the schedule's next fire time; those a run outlasted are skipped."""
+        from longrun_cli.policy.schedule import missed_between, next_fire
+
+        schedule = self.spec.schedule
+        assert schedule is not None
+        now = self._clock.wall()
+        if last is not None:
+            missed, first = missed_between(schedule, last, now)
+            if missed:
+                # No overlap and no catching up: a fire time passed during a run is
+                # skipped (Kubernetes' concurrencyPolicy: Forbid).
+                self._emit(
+                    "schedule-skipped",
+                    Level.WARNING,
+                    f"skipped {missed} fire time{'s' if missed > 1 else ''}: the run was still "
+                    "going",
+                    first=first.isoformat() if first is not None else None,
+                )
+        fire = next_fire(schedule, now)
+        while (remaining := (fire - self._clock.wall()).total_seconds()) > 0:
+            # Slept on the monotonic clock, checked on the civil one (a clock set
+            # back or forth while waiting).
+            interrupt = await self._pause(remaining, "sleeping")
+            if interrupt is not None:
+                return interrupt
+        self._fired = fire
+        return None
 
     def _on_failure(
         self, outcome: Outcome, decision: Decision, budgets: Budgets

@@ -95,10 +95,12 @@ class GroupSpec:
                     raise DependencyError(f"depends on unknown task {quote(dependency)}", task.name)
                 if dependency == task.name:
                     raise DependencyError("depends on itself", task.name)
-                if condition is Condition.SUCCEEDED and by_name[dependency].spec.interval:
+                other = by_name[dependency].spec
+                if condition is Condition.SUCCEEDED and (other.interval or other.schedule):
+                    kind = "an interval" if other.interval else "a scheduled"
                     raise SpecError(
                         f"task {quote(task.name)} waits for {quote(dependency)} to succeed, but "
-                        f"{quote(dependency)} is an interval task and never finishes successfully"
+                        f"{quote(dependency)} is {kind} task and never finishes successfully"
                     )
         object.__setattr__(self, "order", start_order(self.tasks))
 

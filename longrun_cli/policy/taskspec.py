@@ -5,11 +5,14 @@ from __future__ import annotations
 import signal
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from longrun_cli.policy.decision import RetryPolicy
 from longrun_cli.policy.duration import SECOND, format_duration
 from longrun_cli.policy.errors import SpecError, quote
+
+if TYPE_CHECKING:
+    from longrun_cli.policy.schedule import Schedule
 
 _NO_ENV: Mapping[str, str] = MappingProxyType({})
 _NO_RULES = RetryPolicy()
@@ -34,6 +37,7 @@ class _TaskSpecFields(NamedTuple):
     # plan names the files and the keys, never these values.
     file_env: Mapping[str, str]
     env_files: tuple[str, ...]
+    schedule: Schedule | None  # cron: runs at its fire times (exclusive with interval)
 
 
 class TaskSpec(_TaskSpecFields):
@@ -64,6 +68,7 @@ class TaskSpec(_TaskSpecFields):
         cwd: str | None = None,
         file_env: Mapping[str, str] = _NO_ENV,
         env_files: tuple[str, ...] = (),
+        schedule: Schedule | None = None,
     ) -> TaskSpec:
         spec = super().__new__(
             cls,
@@ -83,6 +88,7 @@ class TaskSpec(_TaskSpecFields):
             cwd,
             file_env,
             env_files,
+            schedule,
         )
         spec._validate()
         return spec
@@ -100,6 +106,8 @@ class TaskSpec(_TaskSpecFields):
         ):
             if value is not None and value <= 0:
                 raise SpecError(f"--{label} must be > 0, got {format_duration(value)}")
+        if self.schedule is not None and self.interval is not None:
+            raise SpecError(f"task {quote(self.name)}: give --schedule or --interval, not both")
         if self.delay < 0 or self.kill_after < 0:
             raise SpecError("durations must not be negative")
         self._validate_strings()

@@ -28,7 +28,9 @@ def write(tmp_path: Path, text: str, name: str = "longrun.toml") -> Path:
 def test_the_spec_example_loads(tmp_path):
     """The TOML schema of SPEC §5 loads with every field in place."""
     group = from_toml(write(tmp_path, SPEC_EXAMPLE))
-    migrate, web, poll = group.tasks
+    migrate, web, poll, report = group.tasks
+    assert report.spec.schedule is not None
+    assert report.spec.schedule.expression == "30 2 * * *"
     assert migrate.spec.argv == ("./migrate", "--up")
     assert migrate.spec.timeout == 5 * MINUTE
     assert len(migrate.spec.policy.rules) == 4
@@ -43,7 +45,7 @@ def test_the_spec_example_loads(tmp_path):
     assert group.port == 8000
     assert web.spec.cwd == str((tmp_path / "services/web").resolve())
     assert poll.spec.interval == 10 * SECOND
-    assert group.shutdown_order() == ["poll", "web", "migrate"]
+    assert group.shutdown_order() == ["report", "poll", "web", "migrate"]
 
 
 def test_exec_style_spec_strings_are_accepted(tmp_path):

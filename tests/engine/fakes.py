@@ -7,6 +7,7 @@ import heapq
 import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from longrun_cli.engine.process import ExitStatus, LaunchSpec, SpawnError
 
@@ -14,8 +15,9 @@ from longrun_cli.engine.process import ExitStatus, LaunchSpec, SpawnError
 class FakeClock:
     """Virtual time: when every coroutine is waiting, jump to the earliest sleeper."""
 
-    def __init__(self) -> None:
+    def __init__(self, start: datetime | None = None) -> None:
         self.t = 0.0
+        self.start = start or datetime(2026, 1, 1, tzinfo=UTC)
         self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
         self._seq = itertools.count()
         self._driver: asyncio.Task[None] | None = None
@@ -24,6 +26,10 @@ class FakeClock:
 
     def now(self) -> float:
         return self.t
+
+    def wall(self) -> datetime:
+        """Civil time: ``start`` plus the virtual seconds (tests of cron schedules)."""
+        return self.start + timedelta(seconds=self.t)
 
     async def sleep(self, seconds: float) -> None:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from datetime import UTC
 
 import pytest
 
@@ -318,3 +319,31 @@ def test_an_int_without_a_stop_is_still_the_commands_failure():
     scripts = [Script(duration=1.0, code=None, signal=signal.SIGINT)]
     result, _, _ = run(spec(foreground=True), scripts)
     assert (result.status, result.exit_status) == (TaskStatus.FAILED, 128 + signal.SIGINT)
+
+
+def test_a_schedule_runs_at_fire_times_and_skips_those_a_run_outlasts():
+    """*/5: first run at 00:05; it runs 7 min, so 00:10 is skipped (no overlap), next 00:15."""
+
+    from longrun_cli.policy.schedule import parse_schedule
+
+    schedule = parse_schedule("*/5 * * * *", None, UTC)
+    scripts = [Script(duration=420), Script(duration=60), Script(duration=60)]
+    result, spawner, sink = run(spec(schedule=schedule), scripts, stop_at=1290.0)
+    assert spawner.task_start_times == [300.0, 900.0, 1200.0]
+    skipped = [e for e in sink.events if e.name == "schedule-skipped"]
+    assert [e.message for e in skipped] == ["skipped 1 fire time: the run was still going"]
+    assert dict(skipped[0].fields)["first"] == "2026-01-01T00:10:00+00:00"
+    assert result.status is TaskStatus.STOPPED
+
+
+def test_a_scheduled_retry_runs_after_its_backoff_not_at_the_next_fire_time():
+
+    from longrun_cli.policy.schedule import parse_schedule
+
+    schedule = parse_schedule("@hourly", None, UTC)
+    scripts = [fail(75), Script(duration=1), Script(duration=1)]
+    result, spawner, _ = run(
+        spec(schedule=schedule, policy=rules("75:3:10s")), scripts, stop_at=7300.0
+    )
+    assert spawner.task_start_times == [3600.0, 3610.0, 7200.0]
+    assert result.status is TaskStatus.STOPPED

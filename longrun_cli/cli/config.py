@@ -75,7 +75,7 @@ TASK_KEYS = (
     "timezone",
 )
 RULE_KEYS = ("exit_codes", "stderr", "signals", "timeout", "retries", "backoff")
-READY_KEYS = ("stdout", "command", "interval", "timeout")
+READY_KEYS = ("stdout", "stderr", "output", "command", "http", "tcp", "interval", "timeout")
 
 
 # Characters that give a command line meaning only a shell can supply.
@@ -426,10 +426,12 @@ class _TomlLoader:
             raise self.error(key, 'must be a table like { stdout = "Listening" }')
         self.check_keys(key, raw, READY_KEYS)
         fields: dict[str, Any] = {}
-        if "stdout" in raw:
-            fields["stdout"] = self.value((*key, "stdout"), raw["stdout"], values.as_regex)
-        if "command" in raw:
-            fields["command"] = self.value((*key, "command"), raw["command"], values.as_string)
+        for name in ("stdout", "stderr", "output"):
+            if name in raw:
+                fields[name] = self.value((*key, name), raw[name], values.as_regex)
+        for name in ("command", "http", "tcp"):
+            if name in raw:
+                fields[name] = self.value((*key, name), raw[name], values.as_string)
         for name in ("interval", "timeout"):
             if name in raw:
                 fields[name] = self.value((*key, name), raw[name], values.as_positive_duration)

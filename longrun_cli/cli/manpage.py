@@ -261,7 +261,9 @@ timeout = "5m"
 [tasks.web]
 command = "gunicorn app:app"
 depends_on = { migrate = "succeeded" }   # started | ready | succeeded
-ready = { stdout = "Listening at" }      # or { command = "...", interval = "1s", timeout = "30s" }
+ready = { stderr = "Listening at" }      # gunicorn logs on stderr
+# or { stdout|output = "REGEX" }, { command = "..." }, { http = "http://127.0.0.1:8000/health" },
+# { tcp = "127.0.0.1:8000" }, each with interval = "1s", timeout = "30s"
 shutdown = "curl -fsS -X POST localhost:8000/drain"
 env = { GREETING = "hi" }
 env_file = "web.env"                     # or a list
@@ -306,8 +308,12 @@ GROUP_KEYS = [
     ),
     (
         "ready",
-        '{ stdout = REGEX } or { command = "...", interval = "1s", timeout = "30s" }. '
-        "Without it a task is ready once started.",
+        "One probe: { stdout = REGEX }, { stderr = REGEX }, { output = REGEX } (either "
+        'stream), { command = "..." } (exit 0), { http = "http://HOST:PORT/PATH" } (2xx or '
+        '3xx, redirects not followed), { tcp = "HOST:PORT" } (a connection accepted); the '
+        "last three are tried every interval (default 1s); all within timeout (default "
+        "30s), after which dependents fail. Without it a task is ready once started. A task "
+        "waiting for its dependencies says every 5 s what it waits for.",
     ),
     ("env", "Extra environment variables, over env files and the assigned PORT."),
     (

@@ -92,12 +92,7 @@ def describe_group(group: GroupSpec) -> str:
             lines.append(f"depends on:  {waits}")
         if task.ready is not None:
             probe = task.ready
-            how = (
-                f"stdout matches /{probe.stdout}/"
-                if probe.stdout is not None
-                else f"sh -c {shlex.quote(probe.command or '')} succeeds, every "
-                f"{format_duration(probe.interval)}"
-            )
+            how = probe.describe()
             lines.append(f"ready when:  {how}, within {format_duration(probe.timeout)}")
     lines.append("")
     lines.append(
@@ -198,8 +193,7 @@ def group_plan_record(group: GroupSpec) -> dict[str, Any]:
             None
             if probe is None
             else {
-                "stdout": probe.stdout,
-                "command": probe.command,
+                probe.kind: getattr(probe, probe.kind),
                 "interval": format_duration(probe.interval),
                 "timeout": format_duration(probe.timeout),
             }

@@ -12,9 +12,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from longrun_cli.engine.taskio import TaskStatus
-from longrun_cli.engine.taskstate import Refused, TaskState, refusal, select
-from longrun_cli.policy.group import Condition
+from longrun_cli.engine.taskstate import Refused, TaskState, holds, refusal, select
 
 if TYPE_CHECKING:
     from longrun_cli.engine.clock import Clock
@@ -129,19 +127,11 @@ class Operations:
             return False
         for dependency, condition in state.group_task.depends_on:
             other = self._states[dependency]
-            if self._holds(other, condition):
+            if holds(other, condition):
                 continue
             if other.parked or self._blocked(other):
                 return True
         return False
-
-    @staticmethod
-    def _holds(state: TaskState, condition: Condition) -> bool:
-        if condition is Condition.STARTED:
-            return state.started.is_set()
-        if condition is Condition.READY:
-            return state.ready.is_set()
-        return state.done.done() and state.done.result().status is TaskStatus.SUCCEEDED
 
 
 def _resolve(future: asyncio.Future[None] | None) -> None:

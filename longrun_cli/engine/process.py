@@ -56,6 +56,7 @@ class LaunchSpec(NamedTuple):
     # Readiness: ``on_stdout_match`` is called when one of these appears on stdout.
     stdout_patterns: tuple[str, ...] = ()
     on_stdout_match: Callable[[str], None] | None = None
+    on_stderr_match: Callable[[str], None] | None = None  # any stderr pattern, first seen
     stdin_null: bool = False
     quiet: bool = False  # readiness probes: output discarded
     log: LogRing | None = None  # group mode: the task's last lines, for longrun ctl logs
@@ -363,7 +364,12 @@ class Supervisor:
             )
         if err_pipe is not None:
             child._stderr_copier = copier_for(
-                err_pipe, 2, spec.stderr_patterns, spec.output_prefix, log=spec.log
+                err_pipe,
+                2,
+                spec.stderr_patterns,
+                spec.output_prefix,
+                spec.on_stderr_match,
+                spec.log,
             )
         self._reap()
         return child

@@ -10,19 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from longrun_cli.engine.events import Event, Level
 from longrun_cli.engine.logring import LogRing, bytes_per_task
 from longrun_cli.engine.operations import Operations
-from longrun_cli.engine.process import LaunchSpec, SpawnError
 from longrun_cli.engine.task import Task
 from longrun_cli.engine.taskio import FAILURES, StopControl, TaskIO, TaskResult, TaskStatus
-from longrun_cli.engine.taskstate import Progress, TaskState, TaskView
+from longrun_cli.engine.taskstate import Progress, TaskState, TaskView, holds
 from longrun_cli.policy.duration import format_duration, to_seconds
-from longrun_cli.policy.group import Condition, GroupSpec, GroupTask, ReadyProbe
+from longrun_cli.policy.group import Condition, GroupSpec, GroupTask
 from longrun_cli.telemetry import NO_TASK
 
 if TYPE_CHECKING:
@@ -31,6 +29,8 @@ if TYPE_CHECKING:
     from longrun_cli.engine.taskio import Spawner
     from longrun_cli.telemetry import GroupTrace
 
+# How often a task waiting for its dependencies says what it waits for.
+WAITING_NOTE = 5.0
 # A task whose dependency can no longer meet its condition fails with this status.
 EXIT_DEPENDENCY_FAILED = 1
 
@@ -187,8 +187,9 @@ class Runner:
         io = TaskIO(
             output_prefix=self._prefixes.get(group_task.name, b""),
             stdin_null=True,
-            stdout_patterns=(probe.stdout,) if probe and probe.stdout else (),
-            on_stdout_match=lambda _pattern: self._became_ready(state),
+            stdout_patterns=probe.stdout_patterns if probe else (),
+            stderr_ready_patterns=probe.stderr_patterns if probe else (),
+            on_ready_match=lambda _pattern: self._became_ready(state),
             on_started=state.mark_started,
             on_progress=lambda *fields: self._on_progress(state, Progress(*fields)),
             log=state.log,
@@ -213,7 +214,21 @@ class Runner:
         self._changed(state)
         prober = None
         if probe is not None:
-            prober = asyncio.ensure_future(self._watch_readiness(state, probe, task))
+            from longrun_cli.engine.readiness import Prober
+
+            def not_ready(message: str) -> None:
+                state.ready_failed.set()
+                self._emit(state.group_task.name, "not-ready", Level.ERROR, message)
+
+            watch = Prober(self._spawner, self._clock, self._stop.kill_now).watch(
+                probe,
+                task,
+                state.started,
+                state.ready,
+                lambda: self._became_ready(state),
+                not_ready,
+            )
+            prober = asyncio.ensure_future(watch)
         try:
             return await task.run()
         finally:
@@ -263,70 +278,34 @@ class Runner:
             return state.done.result().status is TaskStatus.SUCCEEDED
         return state.ready.is_set()
 
-    async def _watch_readiness(self, state: TaskState, probe: ReadyProbe, task: Task) -> None:
-        """Wait for the stdout regex, or run the probe command until it succeeds."""
-        await state.started.wait()
-        deadline = self._clock.now() + to_seconds(probe.timeout)
-        while not state.ready.is_set():
-            remaining = deadline - self._clock.now()
-            if remaining <= 0:
-                state.ready_failed.set()
-                self._emit(
-                    state.group_task.name,
-                    "not-ready",
-                    Level.ERROR,
-                    f"not ready within {format_duration(probe.timeout)}",
-                )
-                return
-            if probe.command is not None and await self._probe_once(task, probe, remaining):
-                self._became_ready(state)
-                return
-            ready = asyncio.ensure_future(state.ready.wait())
-            pause = asyncio.ensure_future(
-                self._clock.sleep(min(remaining, to_seconds(probe.interval)))
-            )
-            try:
-                await asyncio.wait([ready, pause], return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                ready.cancel()
-                pause.cancel()
-
-    async def _probe_once(self, task: Task, probe: ReadyProbe, limit: float) -> bool:
-        launch = LaunchSpec(
-            argv=("/bin/sh", "-c", probe.command or "false"),
-            env=task.base_env,
-            cwd=task.spec.cwd,
-            stdin_null=True,
-            quiet=True,
-        )
-        try:
-            child = self._spawner.spawn(launch)
-        except SpawnError:
-            return False
-        timer = asyncio.ensure_future(self._clock.sleep(limit))
-        try:
-            racers: list[asyncio.Future[Any]] = [child.exited, timer]
-            await asyncio.wait(racers, return_when=asyncio.FIRST_COMPLETED)
-        except asyncio.CancelledError:
-            # The task ended while its probe ran: the probe goes with it.
-            await child.stop(signal.SIGKILL, 0.0, self._stop.kill_now)
-            await child.wait()
-            raise
-        finally:
-            timer.cancel()
-        if not child.exited.done():
-            await child.stop(signal.SIGKILL, 0.0, self._stop.kill_now)
-        status = await child.wait()
-        return status.code == 0
-
     async def _wait_for_dependencies(self, group_task: GroupTask) -> str | None:
         """None when every condition holds; otherwise why the task cannot start."""
-        for dependency, condition in group_task.depends_on:
-            state = self._states[dependency]
-            reason = await self._condition(state, condition)
-            if reason is not None:
-                return f"dependency {dependency!r} {reason}"
-        return None
+        reporter = None
+        if group_task.depends_on:
+            reporter = asyncio.ensure_future(self._report_waiting(group_task))
+        try:
+            for dependency, condition in group_task.depends_on:
+                state = self._states[dependency]
+                reason = await self._condition(state, condition)
+                if reason is not None:
+                    return f"dependency {dependency!r} {reason}"
+            return None
+        finally:
+            if reporter is not None:
+                reporter.cancel()
+
+    async def _report_waiting(self, group_task: GroupTask) -> None:
+        """Every WAITING_NOTE seconds, one line: what a task still waits for."""
+        while True:
+            await self._clock.sleep(WAITING_NOTE)
+            pending = [
+                f"{dependency} to be {condition.value}"
+                for dependency, condition in group_task.depends_on
+                if not holds(self._states[dependency], condition)
+            ]
+            if pending:
+                message = f"waiting for {', '.join(pending)}"
+                self._emit(group_task.name, "waiting", Level.INFO, message)
 
     async def _condition(self, state: TaskState, condition: Condition) -> str | None:
         if condition is Condition.STARTED:

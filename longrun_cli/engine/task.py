@@ -328,13 +328,16 @@ class Task:
             env=env,
             cwd=self.spec.cwd,
             own_group=not self.spec.foreground,
-            stderr_patterns=self.spec.policy.stderr_patterns,
+            stderr_patterns=_union(
+                self.spec.policy.stderr_patterns, self._io.stderr_ready_patterns
+            ),
+            on_stderr_match=self._on_stderr_match if self._io.stderr_ready_patterns else None,
             stop_signal=self.spec.stop_signal,
             kill_after=to_seconds(self.spec.kill_after),
             output_prefix=self._io.output_prefix,
             log=self._io.log,
             stdout_patterns=self._io.stdout_patterns,
-            on_stdout_match=self._io.on_stdout_match,
+            on_stdout_match=self._io.on_ready_match,
             stdin_null=self._io.stdin_null,
         )
         try:
@@ -484,6 +487,11 @@ class Task:
             "not waiting for it (it is stopped when longrun ends)",
         )
 
+    def _on_stderr_match(self, pattern: str) -> None:
+        # The stderr watch reports retry rules' patterns too: readiness wants its own.
+        if pattern in self._io.stderr_ready_patterns and self._io.on_ready_match is not None:
+            self._io.on_ready_match(pattern)
+
     def _progress(self, phase: str, pid: int | None, next_at: float | None = None) -> None:
         if self._io.on_progress is not None:
             self._io.on_progress(phase, pid, self._runs, self._streak + 1, next_at, self._last_exit)
@@ -511,3 +519,7 @@ def _next_after(tick: float, interval: float, now: float) -> float:
     if now >= following:
         following += (int((now - following) // interval) + 1) * interval
     return following
+
+
+def _union(first: tuple[str, ...], second: tuple[str, ...]) -> tuple[str, ...]:
+    return first + tuple(pattern for pattern in second if pattern not in first)

@@ -95,8 +95,9 @@ class TaskIO(NamedTuple):
 
     output_prefix: bytes | None = None  # group: copy both streams line by line
     stdin_null: bool = False
-    stdout_patterns: tuple[str, ...] = ()  # readiness regexes
-    on_stdout_match: Callable[[str], None] | None = None
+    stdout_patterns: tuple[str, ...] = ()  # readiness regexes on stdout
+    stderr_ready_patterns: tuple[str, ...] = ()  # and on stderr
+    on_ready_match: Callable[[str], None] | None = None  # one of them appeared
     on_started: Callable[[], None] | None = None  # after every successful spawn
     # Every change of phase: (phase, pid, run, attempt, next_at, last_exit), see Progress.
     on_progress: Callable[[str, int | None, int, int, float | None, str | None], None] | None = None

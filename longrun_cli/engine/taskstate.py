@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from longrun_cli.engine.logring import LogRing
 from longrun_cli.engine.taskio import TaskResult, TaskStatus, short_exit
 from longrun_cli.policy.errors import quote
+from longrun_cli.policy.group import Condition
 
 if TYPE_CHECKING:
     from longrun_cli.engine.task import Task
@@ -206,3 +207,12 @@ def refusal(state: TaskState, verb: str) -> str | None:
     if verb == "start":
         return f"task {name} is {shown}; use restart"
     return None
+
+
+def holds(state: TaskState, condition: Condition) -> bool:
+    """``depends_on``'s condition on ``state`` is met now."""
+    if condition is Condition.STARTED:
+        return state.started.is_set()
+    if condition is Condition.READY:
+        return state.ready.is_set()
+    return state.done.done() and state.done.result().status is TaskStatus.SUCCEEDED

@@ -34,20 +34,91 @@ class Condition(Enum):
     SUCCEEDED = "succeeded"
 
 
+PROBE_KINDS = ("stdout", "stderr", "output", "command", "http", "tcp")
+
+
 @dataclass(frozen=True)
 class ReadyProbe:
-    """Readiness: a stdout regex, or a command retried until it succeeds within ``timeout``."""
+    """Readiness, one of: a regex on stdout, stderr or either (``output``); or, tried every
+    ``interval`` until it passes: a command that succeeds, an HTTP GET answered 2xx or
+    3xx, a TCP connection accepted. Not ready within ``timeout``: dependents fail.
+    """
 
     stdout: str | None = None
     command: str | None = None
     interval: int = SECOND
     timeout: int = 30 * SECOND
+    stderr: str | None = None
+    output: str | None = None
+    http: str | None = None
+    tcp: str | None = None
 
     def __post_init__(self) -> None:
-        if (self.stdout is None) == (self.command is None):
-            raise SpecError("ready needs exactly one of stdout or command")
+        given = [kind for kind in PROBE_KINDS if getattr(self, kind) is not None]
+        if len(given) != 1:
+            raise SpecError(f"ready needs exactly one of {', '.join(PROBE_KINDS)}")
         if self.interval <= 0 or self.timeout <= 0:
             raise SpecError("ready interval and timeout must be > 0")
+        if self.http is not None:
+            check_http_url(self.http)
+        if self.tcp is not None:
+            split_host_port(self.tcp)
+
+    @property
+    def kind(self) -> str:
+        return next(kind for kind in PROBE_KINDS if getattr(self, kind) is not None)
+
+    @property
+    def stdout_patterns(self) -> tuple[str, ...]:
+        regex = self.stdout if self.stdout is not None else self.output
+        return () if regex is None else (regex,)
+
+    @property
+    def stderr_patterns(self) -> tuple[str, ...]:
+        regex = self.stderr if self.stderr is not None else self.output
+        return () if regex is None else (regex,)
+
+    def describe(self) -> str:
+        from longrun_cli.policy.duration import format_duration
+
+        every = f", every {format_duration(self.interval)}"
+        if self.kind in ("stdout", "stderr", "output"):
+            stream = "stdout or stderr" if self.kind == "output" else self.kind
+            return f"{stream} matches /{getattr(self, self.kind)}/"
+        if self.http is not None:
+            return f"GET {self.http} answers 2xx or 3xx{every}"
+        if self.tcp is not None:
+            return f"{self.tcp} accepts a TCP connection{every}"
+        import shlex
+
+        return f"sh -c {shlex.quote(self.command or '')} succeeds{every}"
+
+
+def check_http_url(url: str) -> tuple[str, str, int, str]:
+    """(scheme, host, port, path) of an http:// or https:// URL, or SpecError."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise SpecError(f"ready http {quote(url)}: not a URL") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SpecError(f"ready http {quote(url)}: expected http://HOST[:PORT]/PATH")
+    default = 443 if parts.scheme == "https" else 80
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return parts.scheme, parts.hostname, port or default, path
+
+
+def split_host_port(address: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:PORT`` for IPv6) of a tcp probe, or SpecError."""
+    host, colon, port = address.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not colon or not host or not port.isascii() or not port.isdigit():
+        raise SpecError(f"ready tcp {quote(address)}: expected HOST:PORT")
+    if not 1 <= int(port) <= 65535:
+        raise SpecError(f"ready tcp {quote(address)}: port {port} is not from 1 to 65535")
+    return host, int(port)
 
 
 @dataclass(frozen=True)

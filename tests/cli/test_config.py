@@ -37,7 +37,7 @@ def test_the_spec_example_loads(tmp_path):
     assert web.spec.argv == ("gunicorn", "app:app")
     assert web.depends_on == (("migrate", Condition.SUCCEEDED),)
     assert web.ready is not None
-    assert web.ready.stdout == "Listening at"
+    assert web.ready.stderr == "Listening at"
     assert web.spec.env == {"GREETING": "hi"}
     assert web.scale == 2
     assert web.spec.env_files == (str(tmp_path / "web.env"),)

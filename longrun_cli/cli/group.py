@@ -155,6 +155,11 @@ gracefully and are re-raised.
 )
 @click.option("--no-prefix", is_flag=True, help="Do not prefix output lines with task names.")
 @click.option(
+    "--timestamps",
+    is_flag=True,
+    help="Begin each output line with the local time it arrived (ISO 8601, milliseconds).",
+)
+@click.option(
     "--name",
     metavar="NAME",
     help="Group name for longrun ctl (default: [runner] name, else the directory's name).",
@@ -176,6 +181,7 @@ def group_command(
     port: str | None,
     concurrency: tuple[str, ...],
     no_prefix: bool,
+    timestamps: bool,
     name: str | None,
     control: str | None,
     no_control: bool,
@@ -199,7 +205,9 @@ def group_command(
         except SpecError as exc:
             renderer.error(str(exc))
             return EXIT_USAGE
-        return run_group(group, renderer, prefix=not no_prefix, control=settings)
+        return run_group(
+            group, renderer, prefix=not no_prefix, control=settings, timestamps=timestamps
+        )
 
     def build() -> GroupSpec:
         conventions = conventions_from(env_files, port, concurrency)

@@ -55,6 +55,13 @@ class LogRenderer:
         self._format = resolve_format(log_format, self._stream)
         self._min_level = min_level
         self._console: Any = None
+        # Text lines carry time= when they go to a file or a pipe, not on a terminal
+        # and not to the journal, which stamps every line itself.
+        self._stamped = (
+            self._format == "text"
+            and not _is_terminal(self._stream)
+            and not _to_journal(self._stream)
+        )
 
     def emit(self, event: Event) -> None:
         if event.level.value < self._min_level:
@@ -82,6 +89,7 @@ class LogRenderer:
     def _text(self, event: Event) -> str:
         parts = [
             "longrun:",
+            *((f"time={_local_timestamp()}",) if self._stamped else ()),
             f"level={_LEVEL_NAMES[event.level]}",
             f"task={_logfmt(event.task)}",
             f"event={event.name}",
@@ -147,6 +155,32 @@ def _logfmt(value: object) -> str:
         return text
     escaped = printable(text.replace("\\", "\\\\").replace('"', '\\"'))
     return '"' + escaped + '"'
+
+
+def _is_terminal(stream: IO[str]) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _to_journal(stream: IO[str]) -> bool:
+    """systemd's test: JOURNAL_STREAM names the device and inode of this very stream."""
+    named = os.environ.get("JOURNAL_STREAM")
+    if not named:
+        return False
+    try:
+        info = os.fstat(stream.fileno())
+    except (AttributeError, OSError, ValueError):
+        return False
+    return named == f"{info.st_dev}:{info.st_ino}"
+
+
+def _local_timestamp() -> str:
+    """Local time with its offset, to the millisecond: 2026-11-28T21:37:48.123+01:00."""
+    from datetime import datetime
+
+    return datetime.now().astimezone().isoformat(timespec="milliseconds")
 
 
 def _timestamp() -> str:

@@ -53,7 +53,12 @@ def _finish(status: int, stop_signal: int | None) -> int:
 
 
 def run_group(
-    group: GroupSpec, renderer: LogRenderer, *, prefix: bool, control: ControlSettings | None
+    group: GroupSpec,
+    renderer: LogRenderer,
+    *,
+    prefix: bool,
+    control: ControlSettings | None,
+    timestamps: bool = False,
 ) -> int:
     from longrun_cli.cli.render import output_prefixes
     from longrun_cli.engine.runner import Runner, RunnerResult
@@ -80,6 +85,7 @@ def run_group(
             prefixes=prefixes,
             trace=session.tracer.group([task.name for task in group.tasks]),
             log_lines=group.log_lines,
+            timestamps=timestamps,
         )
         if listening is None or control is None:
             return await runner.run()

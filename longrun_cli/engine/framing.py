@@ -7,6 +7,7 @@ its rest on the next prefixed line); past ``cap`` bytes a line streams as it com
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from longrun_cli.engine.streams import LINE_CAP
 
@@ -20,8 +21,18 @@ class LineFramer:
     mid-line until the newline or a ``cut``), so memory stays bounded.
     """
 
-    def __init__(self, prefix: bytes, cap: int = LINE_CAP, *, terminal: bool = False) -> None:
+    def __init__(
+        self,
+        prefix: bytes,
+        cap: int = LINE_CAP,
+        *,
+        terminal: bool = False,
+        stamp: Callable[[], bytes] | None = None,
+    ) -> None:
+        self._name = prefix
         self._prefix = prefix
+        # --timestamps: the time a chunk arrived, before the name of each of its lines.
+        self._stamp = stamp
         self._cap = cap
         self._partial = b""
         self.streaming = False
@@ -35,6 +46,8 @@ class LineFramer:
         return bool(self._partial) or self.streaming
 
     def feed(self, chunk: bytes) -> bytes:
+        if self._stamp is not None:
+            self._prefix = self._stamp() + self._name
         head = b""
         if self.streaming:
             newline = chunk.find(b"\n")
@@ -63,6 +76,8 @@ class LineFramer:
             return b"\n"
         if not self._partial:
             return b""
+        if self._stamp is not None:
+            self._prefix = self._stamp() + self._name
         partial, self._partial = self._partial, b""
         return self._prefix + self._after_returns(partial) + b"\n"
 

@@ -209,13 +209,16 @@ class LineCopier:
         prefix: bytes | None,
         watch: PatternWatch,
         log: LogRing | None = None,
+        stamp: Callable[[], bytes] | None = None,
     ) -> None:
         self._fd = read_fd
         self._log = log  # the task's last lines, for longrun ctl logs
         self._destination = destination
         # None: raw bytes, as they come (exec's copier where no thread can be had).
         self._framer = (
-            LineFramer(prefix, terminal=destination.is_terminal) if prefix is not None else None
+            LineFramer(prefix, terminal=destination.is_terminal, stamp=stamp)
+            if prefix is not None
+            else None
         )
         self._watch = watch
         self._loop = asyncio.get_running_loop()
@@ -323,6 +326,13 @@ class LineCopier:
             self._destination.put(self._framer.cut(), self)
         hits = self._watch.hits()
         self._destination.written().add_done_callback(lambda _: _resolve(self._done, hits))
+
+
+def local_stamp() -> bytes:
+    """--timestamps: local time, ISO 8601 to the millisecond, as concurrently -t writes it."""
+    from datetime import datetime
+
+    return datetime.now().isoformat(timespec="milliseconds").encode() + b" "
 
 
 _destinations: dict[int, Destination] = {}

@@ -60,6 +60,7 @@ class LaunchSpec(NamedTuple):
     stdin_null: bool = False
     quiet: bool = False  # readiness probes: output discarded
     log: LogRing | None = None  # group mode: the task's last lines, for longrun ctl logs
+    output_stamp: Callable[[], bytes] | None = None  # group --timestamps: before each line
 
 
 class ExitStatus(NamedTuple):
@@ -361,6 +362,7 @@ class Supervisor:
                 spec.output_prefix,
                 spec.on_stdout_match,
                 spec.log,
+                spec.output_stamp,
             )
         if err_pipe is not None:
             child._stderr_copier = copier_for(
@@ -370,6 +372,7 @@ class Supervisor:
                 spec.output_prefix,
                 spec.on_stderr_match,
                 spec.log,
+                spec.output_stamp,
             )
         self._reap()
         return child

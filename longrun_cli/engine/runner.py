@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from longrun_cli.engine.events import Event, Level
 from longrun_cli.engine.logring import LogRing, bytes_per_task
 from longrun_cli.engine.operations import Operations
+from longrun_cli.engine.output import local_stamp
 from longrun_cli.engine.task import Task
 from longrun_cli.engine.taskio import FAILURES, StopControl, TaskIO, TaskResult, TaskStatus
 from longrun_cli.engine.taskstate import Progress, TaskState, TaskView, holds
@@ -54,7 +55,9 @@ class Runner:
         environ: Mapping[str, str] = os.environ,
         trace: GroupTrace | None = None,
         log_lines: int = 1000,
+        timestamps: bool = False,
     ) -> None:
+        self._timestamps = timestamps
         self._trace = trace
         self._log_lines = log_lines
         self._group = group
@@ -193,6 +196,7 @@ class Runner:
             on_started=state.mark_started,
             on_progress=lambda *fields: self._on_progress(state, Progress(*fields)),
             log=state.log,
+            output_stamp=local_stamp if self._timestamps else None,
         )
         task = Task(
             group_task.spec,

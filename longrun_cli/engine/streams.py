@@ -176,6 +176,7 @@ def copier_for(
     prefix: bytes | None,
     on_match: Callable[[str], None] | None = None,
     log: LogRing | None = None,
+    stamp: Callable[[], bytes] | None = None,
 ) -> StreamCopier | LineCopier:
     """The copier of one pipe: exec's raw copier (a thread), or a group's lines (the loop)."""
     read_fd, write_fd = pipe
@@ -193,7 +194,7 @@ def copier_for(
             pass  # no thread to be had (ulimit -u): copy on the event loop
     from longrun_cli.engine.output import LineCopier, destination
 
-    return LineCopier(read_fd, destination(dest_fd), prefix, watch, log)
+    return LineCopier(read_fd, destination(dest_fd), prefix, watch, log, stamp)
 
 
 def found_in_a_line(regex: Any, text: bytes | bytearray) -> bool:

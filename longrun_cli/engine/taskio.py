@@ -102,6 +102,7 @@ class TaskIO(NamedTuple):
     # Every change of phase: (phase, pid, run, attempt, next_at, last_exit), see Progress.
     on_progress: Callable[[str, int | None, int, int, float | None, str | None], None] | None = None
     log: LogRing | None = None  # the last lines of output, for longrun ctl logs
+    output_stamp: Callable[[], bytes] | None = None  # --timestamps
 
 
 EXEC_IO = TaskIO()

@@ -168,3 +168,38 @@ def test_dry_run_shows_replicas_ports_and_env_file_keys_not_values(tmp_path):
     (task,) = record["tasks"]
     assert task["env_file_keys"] == ["SECRET"]
     assert "hunter2" not in json.dumps(record)
+
+
+STAMP = rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}"
+
+
+def test_group_timestamps_begin_each_line(tmp_path):
+    import re
+
+    result = longrun(
+        "group", "--no-control", "--timestamps", "-t", "a=echo one; echo two", "-t", "b=echo bee >&2"
+    )  # fmt: skip
+    out = result.stdout.splitlines()
+    assert len(out) == 2
+    assert all(re.fullmatch(STAMP + rb" a \| (one|two)", line) for line in out)
+    assert re.fullmatch(STAMP + rb" b \| bee", result.stderr.splitlines()[0])
+    bare = longrun("group", "--no-control", "--timestamps", "--no-prefix", "-t", "a=echo one")
+    assert re.fullmatch(STAMP + rb" one\n", bare.stdout)
+
+
+def test_text_logs_carry_time_except_for_the_journal(tmp_path):
+    import os
+    import re
+
+    result = longrun("exec", "--", "false")
+    assert re.match(rb"longrun: time=" + STAMP + rb"[+-]\d\d:\d\d level=warn ", result.stderr)
+    # Under systemd, JOURNAL_STREAM names stderr's device and inode: journald stamps lines.
+    log = tmp_path / "err"
+    with log.open("wb") as err:
+        info = os.fstat(err.fileno())
+        env = {**os.environ, "JOURNAL_STREAM": f"{info.st_dev}:{info.st_ino}"}
+        longrun("exec", "--", "false", stderr=err, env=env, capture_output=False)
+    assert log.read_bytes().startswith(b"longrun: level=warn ")
+    # Set for another stream (stderr is not the journal): stamped as usual.
+    other = longrun("exec", "--", "false", env={**os.environ, "JOURNAL_STREAM": "1:2"})
+    assert b"time=" in other.stderr

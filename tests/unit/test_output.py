@@ -43,6 +43,19 @@ def test_any_chunking_gives_the_reference_lines(data, cuts):
 
 
 @given(streams, st.lists(st.integers(min_value=0, max_value=10_000), max_size=30))
+def test_timestamps_begin_every_line_and_take_nothing_away(data, cuts):
+    """--timestamps: each line starts with a stamp; without the stamps, the reference lines."""
+    clock = iter(range(10**6))
+    framer = LineFramer(PREFIX, cap=16, stamp=lambda: b"<%06d> " % next(clock))
+    out = b"".join(framer.feed(chunk) for chunk in chunked(data, cuts)) + framer.cut()
+    lines = out.split(b"\n")[:-1] if out else []
+    assert all(re.match(rb"<\d{6}> web \| ", line) for line in lines)
+    assert re.sub(rb"<\d{6}> ", b"", out) == reference(data, PREFIX)
+    stamps = [int(line[1:7]) for line in lines]
+    assert stamps == sorted(stamps)  # a line is never stamped before the one above it
+
+
+@given(streams, st.lists(st.integers(min_value=0, max_value=10_000), max_size=30))
 def test_without_a_prefix_the_bytes_pass_unchanged(data, cuts):
     """--no-prefix: the same bytes, with only the missing last newline added."""
     framer = LineFramer(b"", cap=16)

@@ -16,7 +16,7 @@ from longrun_cli.cli.envfiles import relative_to
 from longrun_cli.cli.textfile import ConfigError, read_text
 from longrun_cli.cli.toml_values import shell
 from longrun_cli.policy.decision import RetryPolicy
-from longrun_cli.policy.errors import SpecError
+from longrun_cli.policy.errors import SpecError, quote
 from longrun_cli.policy.group import (
     DEFAULT_LOG_LINES,
     DEFAULT_SHUTDOWN_TIMEOUT,
@@ -42,7 +42,8 @@ if TYPE_CHECKING:
 StrPath = str | os.PathLike[str]
 
 NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
-PROCFILE_LINE = re.compile(r"^([A-Za-z0-9_-]+):\s*(.+)$")
+# foreman's names, and dots (web.1) as -t takes them.
+PROCFILE_LINE = re.compile(r"^([A-Za-z0-9_.-]+):\s*(.+)$")
 
 RUNNER_KEYS = (
     "shutdown_timeout", "kill_after", "name", "control", "log_lines", "env_file", "port",
@@ -117,7 +118,15 @@ def from_procfile(path: StrPath, shutdown_timeout: int, kill_after: int | None) 
             continue
         match = PROCFILE_LINE.match(line)
         if match is None:
-            raise ConfigError(f"{path}:{number}: expected 'name: command', got {raw.strip()!r}")
+            name, colon, _ = line.partition(":")
+            if colon and name.strip() and not NAME.match(name.strip()):
+                raise ConfigError(
+                    f"{path}:{number}: process name {quote(name.strip())} may only use "
+                    "letters, digits, '_', '.' and '-'"
+                )
+            raise ConfigError(
+                f"{path}:{number}: expected 'name: command', got {quote(raw.strip())}"
+            )
         name, command = match.group(1), match.group(2)
         if name in lines:
             raise ConfigError(

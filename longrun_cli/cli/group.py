@@ -14,6 +14,7 @@ import click
 from longrun_cli.cli.config import from_inline, from_procfile, from_toml
 from longrun_cli.cli.conventions import Conventions, apply, conventions_from
 from longrun_cli.cli.main import complete_files, output_options, plan_or_run
+from longrun_cli.cli.options import ExecOptions
 from longrun_cli.cli.textfile import ConfigError
 from longrun_cli.policy.duration import parse_duration
 from longrun_cli.policy.errors import SpecError
@@ -81,6 +82,25 @@ def load_group(
     else:
         group = from_toml(file or DEFAULT_FILE, bound, grace)
     return apply(group, conventions or Conventions(), plain=bool(inline or procfile))
+
+
+def every_task_takes(group: GroupSpec, options: ExecOptions) -> GroupSpec:
+    """The exec options a -t/--procfile group was given, applied to each of its tasks."""
+    from dataclasses import replace
+
+    from longrun_cli.cli.options import build_task_spec
+
+    shared = build_task_spec(options)
+    tasks = tuple(
+        replace(
+            task,
+            spec=task.spec._replace(
+                timeout=shared.timeout, stop_signal=shared.stop_signal, policy=shared.policy
+            ),
+        )
+        for task in group.tasks
+    )
+    return replace(group, tasks=tasks)
 
 
 def _duration(option: str, value: str | None) -> int | None:
@@ -153,6 +173,38 @@ gracefully and are re-raised.
     metavar="NAME=N[,NAME=N...]",
     help="Run N replicas of a task: NAME.1 ... NAME.N (repeatable).",
 )
+@click.option(
+    "--timeout", metavar="DURATION", help="Per-attempt timeout of every -t/--procfile task."
+)
+@click.option(
+    "--stop-signal", metavar="SIG", help="Stop signal of every -t/--procfile task (default TERM)."
+)
+@click.option(
+    "--retry-exit-code",
+    multiple=True,
+    metavar="CODES[:RETRIES[:BACKOFF]]",
+    help="A retry rule for every -t/--procfile task, as exec takes it (repeatable).",
+)
+@click.option(
+    "--retry-stderr",
+    multiple=True,
+    metavar="REGEX[:RETRIES[:BACKOFF]]",
+    help="A retry rule for every -t/--procfile task, as exec takes it (repeatable).",
+)
+@click.option(
+    "--retry-signal",
+    multiple=True,
+    metavar="SIGNALS[:RETRIES[:BACKOFF]]",
+    help="A retry rule for every -t/--procfile task, as exec takes it (repeatable).",
+)
+@click.option(
+    "--retry-timeout",
+    is_flag=False,
+    flag_value="",
+    default=None,
+    metavar="[RETRIES][:BACKOFF]",
+    help="Retry every -t/--procfile task's timed-out attempts.",
+)
 @click.option("--no-prefix", is_flag=True, help="Do not prefix output lines with task names.")
 @click.option(
     "--timestamps",
@@ -180,6 +232,12 @@ def group_command(
     env_files: tuple[str, ...],
     port: str | None,
     concurrency: tuple[str, ...],
+    timeout: str | None,
+    stop_signal: str | None,
+    retry_exit_code: tuple[str, ...],
+    retry_stderr: tuple[str, ...],
+    retry_signal: tuple[str, ...],
+    retry_timeout: str | None,
     no_prefix: bool,
     timestamps: bool,
     name: str | None,
@@ -211,6 +269,33 @@ def group_command(
 
     def build() -> GroupSpec:
         conventions = conventions_from(env_files, port, concurrency)
-        return load_group(file, inline, procfile, shutdown_timeout, kill_after, conventions)
+        group = load_group(file, inline, procfile, shutdown_timeout, kill_after, conventions)
+        shared = {
+            "--timeout": timeout,
+            "--stop-signal": stop_signal,
+            "--retry-exit-code": retry_exit_code,
+            "--retry-stderr": retry_stderr,
+            "--retry-signal": retry_signal,
+            "--retry-timeout": retry_timeout,
+        }
+        given = [option for option, value in shared.items() if value not in (None, ())]
+        if not given:
+            return group
+        if not (inline or procfile):
+            raise ConfigError(
+                f"{given[0]} applies to -t and --procfile tasks; in a TOML file, set it per task"
+            )
+        return every_task_takes(
+            group,
+            ExecOptions(
+                command=("-",),
+                timeout=timeout,
+                stop_signal=stop_signal or "TERM",
+                retry_exit_code=retry_exit_code,
+                retry_stderr=retry_stderr,
+                retry_signal=retry_signal,
+                retry_timeout=retry_timeout,
+            ),
+        )
 
     return plan_or_run(build, describe, run, log_format, verbose, quiet, dry_run)

@@ -31,14 +31,24 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from collections.abc import Callable
 
 _PR_SET_CHILD_SUBREAPER = 36
+_F_SETPIPE_SZ = 1031  # Linux fcntl: a 1 MiB pipe means 16x fewer reads than the default
 _proc_is_ours: bool | None = None
+
+# The portable path: what longrun does where Linux's mechanisms are missing (macOS,
+# the BSDs): no subreaper, no /proc, default pipe sizes; process groups and the
+# watcher still stop everything longrun started. LONGRUN_PLATFORM=portable takes
+# it on Linux too, which is how the tests prove it.
+PORTABLE = not sys.platform.startswith("linux") or os.environ.get("LONGRUN_PLATFORM") == "portable"
 
 
 def become_subreaper() -> bool:
     """Adopt orphaned descendants (a daemon that left its group with setsid)."""
+    if PORTABLE:
+        return False
     args = (_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     try:
         # ctypes' Python layer costs ~1.5 ms of every start; its C core can call
@@ -62,12 +72,26 @@ def become_subreaper() -> bool:
 def proc_is_ours() -> bool:
     """True when /proc shows this pid namespace (its pid numbers are ours to signal)."""
     global _proc_is_ours  # noqa: PLW0603 - a fact of the process, looked up once
+    if PORTABLE:
+        return False
     if _proc_is_ours is None:
         try:
             _proc_is_ours = os.readlink("/proc/self") == str(os.getpid())
         except OSError:
             _proc_is_ours = False  # no /proc at all (macOS)
     return _proc_is_ours
+
+
+def enlarge_pipe(fd: int, size: int) -> None:
+    """Ask for a bigger pipe buffer (Linux); elsewhere, or when refused, keep the default."""
+    if PORTABLE:
+        return
+    import contextlib
+    import fcntl
+
+    # Past the per-user pipe-page limit it is refused: the default size still works.
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(fd, _F_SETPIPE_SZ, size)
 
 
 def children_of_this_process() -> list[int]:

@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from longrun_cli.engine.output import LineCopier
 
 CHUNK = 1024 * 1024
-_F_SETPIPE_SZ = 1031  # Linux fcntl: a 1 MiB pipe means 16x fewer reads than the default
 # Matching looks at whole lines; a longer line is searched in windows that overlap
 # by OVERLAP bytes, so memory stays bounded whatever the child prints.
 WINDOW = 256 * 1024
@@ -186,8 +185,9 @@ def copier_for(
         # Only exec's single copied stream gets a big pipe: a group has hundreds,
         # and past the per-user pipe-page limit the kernel shrinks new pipes to
         # one page.
-        with contextlib.suppress(OSError):
-            fcntl.fcntl(read_fd, _F_SETPIPE_SZ, CHUNK)
+        from longrun_cli.engine.platform import enlarge_pipe
+
+        enlarge_pipe(read_fd, CHUNK)
         try:
             return StreamCopier(read_fd, dest_fd, watch)
         except RuntimeError:

@@ -222,7 +222,7 @@ def test_a_task_name_that_is_not_utf8_reaches_systemd_without_a_crash(tmp_path):
     [
         ["exec", "--log-format", "json", "--bogus", "--", "true"],
         ["exec", "--log-format=json"],
-        ["group", "--log-format=json", "-t", "a=true", "--timeout", "5s"],
+        ["group", "--log-format=json", "-t", "a=true", "--deadline", "5s"],
     ],
 )
 def test_click_usage_errors_are_json_in_json_mode(capsys, argv):
@@ -240,7 +240,7 @@ def test_click_usage_errors_are_json_in_json_mode(capsys, argv):
     [
         (["completion"], "Choose from: bash, zsh, fish"),
         (["group", "sleep", "1"], "use -t NAME=COMMAND"),
-        (["group", "-t", "a=true", "--timeout", "5s"], "--timeout is an exec option"),
+        (["group", "-t", "a=true", "--deadline", "5s"], "--deadline is an exec option"),
         (
             ["exec", "--retry-stderr", "http://foo", "--", "true"],
             "write a colon inside the regex as \\:",

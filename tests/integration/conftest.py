@@ -95,3 +95,43 @@ def rundir() -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(prefix="lr-", dir="/tmp"))
     yield path
     shutil.rmtree(path, ignore_errors=True)
+
+
+# The core cases, run twice: on Linux's mechanisms, and on the portable path
+# (LONGRUN_PLATFORM=portable: no subreaper, no /proc, default pipe sizes), which is
+# all longrun has on macOS. Escaped daemons (setsid) are the documented difference
+# and are not among them.
+PORTABLE_CORE = {
+    "test_exit_status_follows_the_command",
+    "test_timeout_exits_124",
+    "test_flaky_command_is_retried_until_it_succeeds",
+    "test_stderr_rule_retries_on_a_matching_line",
+    "test_sigterm_stops_the_command_runs_the_hook_and_is_reraised",
+    "test_kill_after_escalates_to_sigkill",
+    "test_timeout_kills_the_whole_process_group",
+    "test_sigkilled_longrun_takes_its_children_along",
+    "test_usr1_is_forwarded_to_the_command",
+    "test_binary_output_passes_through_byte_for_byte",
+    "test_interval_runs_repeatedly_until_failure",
+    "test_first_failure_stops_the_others_and_sets_the_status",
+    "test_hooks_run_in_reverse_order_only_after_every_task_stopped",
+    "test_sigterm_stops_every_task_runs_hooks_and_is_reraised",
+    "test_dependent_starts_after_its_dependency_succeeded",
+    "test_stdout_readiness_gates_the_dependent",
+    "test_lines_never_interleave_under_concurrent_writers",
+    "test_status_shows_every_task_and_restart_gives_one_a_new_pid",
+}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.function.__name__ in PORTABLE_CORE:
+        metafunc.fixturenames.append("platform_path")
+        metafunc.parametrize("platform_path", ["linux", "portable"], indirect=True)
+
+
+@pytest.fixture
+def platform_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """``portable``: every longrun this test starts takes the portable path."""
+    if request.param == "portable":
+        monkeypatch.setenv("LONGRUN_PLATFORM", "portable")
+    return str(request.param)

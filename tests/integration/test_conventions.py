@@ -203,3 +203,36 @@ def test_text_logs_carry_time_except_for_the_journal(tmp_path):
     # Set for another stream (stderr is not the journal): stamped as usual.
     other = longrun("exec", "--", "false", env={**os.environ, "JOURNAL_STREAM": "1:2"})
     assert b"time=" in other.stderr
+
+
+def test_procfile_names_as_foreman_takes_them_and_a_clear_refusal(tmp_path):
+    (tmp_path / "Procfile").write_text("web.1: echo dotted\nworker-x_2: echo dashed\n")
+    result = longrun("group", "--no-control", "--procfile", "Procfile", cwd=tmp_path)
+    assert result.returncode == 0
+    assert lines(result.stdout) == {"dotted", "dashed"}
+    (tmp_path / "Bad").write_text("web: ok\nw@b: echo nope\n")
+    bad = longrun("group", "--procfile", "Bad", cwd=tmp_path)
+    assert bad.returncode == 125
+    assert bad.stderr == (
+        b"longrun: error: Bad:2: process name 'w@b' may only use letters, digits, "
+        b"'_', '.' and '-'\n"
+    )
+
+
+def test_plain_tasks_take_the_exec_options_that_apply_to_every_task(tmp_path):
+    result = longrun(
+        "group", "--no-control",
+        "-t", "flaky=echo try $LONGRUN_ATTEMPT; [ $LONGRUN_ATTEMPT -ge 3 ] || exit 75",
+        "-t", "slow=echo slow; exec sleep 30",
+        "--retry-exit-code", "75:5:10ms", "--timeout", "1s", "--stop-signal", "INT",
+    )  # fmt: skip
+    assert result.returncode == 124  # slow timed out (no rule for timeouts), after flaky succeeded
+    assert lines(result.stdout) >= {"try 1", "try 2", "try 3", "slow"}
+    assert b'task=slow event=timeout msg="timeout: sending INT"' in result.stderr
+    toml = tmp_path / "longrun.toml"
+    toml.write_text('[tasks.a]\ncommand = "true"\n')
+    refused = longrun("group", str(toml), "--timeout", "1s")
+    assert refused.returncode == 125
+    assert b"--timeout applies to -t and --procfile tasks; in a TOML file, set it per task" in (
+        refused.stderr
+    )

@@ -260,7 +260,7 @@ def test_a_group_under_a_small_process_limit_fails_in_one_clear_line(tmp_path: P
     tasks = " ".join(f"-t t{i}='sleep 30'" for i in range(60))
     result = subprocess.run(
         ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", "bash", "-c",
-         f"ulimit -u 40 && cd / && exec /usr/bin/python3 -m longrun_cli group {tasks}"],
+         f"ulimit -u 40 && cd / && exec /usr/bin/python3 -m longrun_cli group --no-control {tasks}"],
         capture_output=True, env=env, timeout=120, check=False,
     )  # fmt: skip
     assert result.returncode == 126, result.stderr[-2000:]

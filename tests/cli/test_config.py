@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from longrun_cli.cli.config import ConfigError, from_inline, from_procfile, from_toml
-from longrun_cli.cli.manpage import TOML_SCHEMA
+from longrun_cli.cli.manpage_text import TOML_SCHEMA
 from longrun_cli.policy.duration import MINUTE, SECOND
 from longrun_cli.policy.errors import SpecError
 from longrun_cli.policy.group import Condition

@@ -41,26 +41,69 @@ class SpawnError(Exception):
         self.status = status
 
 
-class LaunchSpec(NamedTuple):
+class LaunchSpec:
     """How to start one attempt; ``own_group=False`` is ``--foreground``."""
 
-    argv: Sequence[str]
-    env: Mapping[str, str]
-    cwd: str | None = None
-    own_group: bool = True
-    stderr_patterns: tuple[str, ...] = ()
-    stop_signal: int = signal.SIGTERM
-    kill_after: float = 10.0
-    # Group mode: both streams copied line by line behind this prefix (b"" = none).
-    output_prefix: bytes | None = None
-    # Readiness: ``on_stdout_match`` is called when one of these appears on stdout.
-    stdout_patterns: tuple[str, ...] = ()
-    on_stdout_match: Callable[[str], None] | None = None
-    on_stderr_match: Callable[[str], None] | None = None  # any stderr pattern, first seen
-    stdin_null: bool = False
-    quiet: bool = False  # readiness probes: output discarded
-    log: LogRing | None = None  # group mode: the task's last lines, for longrun ctl logs
-    output_stamp: Callable[[], bytes] | None = None  # group --timestamps: before each line
+    # A plain class, not a NamedTuple: a NamedTuple's __new__ is compiled at run time,
+    # on every start (~0.1 M instructions a field); this one comes compiled from the .pyc.
+    __slots__ = (
+        "argv",
+        "cwd",
+        "env",
+        "kill_after",
+        "log",
+        "on_stderr_match",
+        "on_stdout_match",
+        "output_prefix",
+        "output_stamp",
+        "own_group",
+        "quiet",
+        "stderr_patterns",
+        "stdin_null",
+        "stdout_patterns",
+        "stop_signal",
+    )
+
+    def __init__(
+        self,
+        *,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        cwd: str | None = None,
+        own_group: bool = True,
+        stderr_patterns: tuple[str, ...] = (),
+        stop_signal: int = signal.SIGTERM,
+        kill_after: float = 10.0,
+        output_prefix: bytes | None = None,
+        stdout_patterns: tuple[str, ...] = (),
+        on_stdout_match: Callable[[str], None] | None = None,
+        on_stderr_match: Callable[[str], None] | None = None,
+        stdin_null: bool = False,
+        quiet: bool = False,
+        log: LogRing | None = None,
+        output_stamp: Callable[[], bytes] | None = None,
+    ) -> None:
+        self.argv = argv
+        self.env = env
+        self.cwd = cwd
+        self.own_group = own_group
+        self.stderr_patterns = stderr_patterns
+        self.stop_signal = stop_signal
+        self.kill_after = kill_after
+        # Group mode: both streams copied line by line behind this prefix (b"" = none).
+        self.output_prefix = output_prefix
+        # Readiness: ``on_stdout_match`` is called when one of these appears on stdout.
+        self.stdout_patterns = stdout_patterns
+        self.on_stdout_match = on_stdout_match
+        # any stderr pattern, first seen
+        self.on_stderr_match = on_stderr_match
+        self.stdin_null = stdin_null
+        # readiness probes: output discarded
+        self.quiet = quiet
+        # group mode: the task's last lines, for longrun ctl logs
+        self.log = log
+        # group --timestamps: before each line
+        self.output_stamp = output_stamp
 
 
 class ExitStatus(NamedTuple):

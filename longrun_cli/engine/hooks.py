@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from longrun_cli.engine.events import Level
-from longrun_cli.engine.process import ExitStatus, LaunchSpec, SpawnError
+from longrun_cli.engine.launch import ExitStatus, LaunchSpec, SpawnError
 from longrun_cli.policy.duration import SECOND, format_duration
 from longrun_cli.policy.outcome import Outcome
 

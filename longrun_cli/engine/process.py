@@ -17,109 +17,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import os
 import signal
 import subprocess
-from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from longrun_cli.engine.logring import LogRing
     from longrun_cli.engine.output import LineCopier
     from longrun_cli.engine.streams import StreamCopier
 
 from longrun_cli.engine import platform
+from longrun_cli.engine.launch import (
+    ExitStatus,
+    LaunchSpec,
+    SpawnError,
+    missing_interpreter,
+    spawn_failure,
+)
 from longrun_cli.engine.platform import MARK_VARIABLE, Watcher, new_mark
-
-
-class SpawnError(Exception):
-    """The command could not be started; ``status`` is 126 or 127 as a shell would give."""
-
-    def __init__(self, message: str, status: int) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-class LaunchSpec:
-    """How to start one attempt; ``own_group=False`` is ``--foreground``."""
-
-    # A plain class, not a NamedTuple: a NamedTuple's __new__ is compiled at run time,
-    # on every start (~0.1 M instructions a field); this one comes compiled from the .pyc.
-    __slots__ = (
-        "argv",
-        "cwd",
-        "env",
-        "kill_after",
-        "log",
-        "on_stderr_match",
-        "on_stdout_match",
-        "output_prefix",
-        "output_stamp",
-        "own_group",
-        "quiet",
-        "stderr_patterns",
-        "stdin_null",
-        "stdout_patterns",
-        "stop_signal",
-    )
-
-    def __init__(
-        self,
-        *,
-        argv: Sequence[str],
-        env: Mapping[str, str],
-        cwd: str | None = None,
-        own_group: bool = True,
-        stderr_patterns: tuple[str, ...] = (),
-        stop_signal: int = signal.SIGTERM,
-        kill_after: float = 10.0,
-        output_prefix: bytes | None = None,
-        stdout_patterns: tuple[str, ...] = (),
-        on_stdout_match: Callable[[str], None] | None = None,
-        on_stderr_match: Callable[[str], None] | None = None,
-        stdin_null: bool = False,
-        quiet: bool = False,
-        log: LogRing | None = None,
-        output_stamp: Callable[[], bytes] | None = None,
-    ) -> None:
-        self.argv = argv
-        self.env = env
-        self.cwd = cwd
-        self.own_group = own_group
-        self.stderr_patterns = stderr_patterns
-        self.stop_signal = stop_signal
-        self.kill_after = kill_after
-        # Group mode: both streams copied line by line behind this prefix (b"" = none).
-        self.output_prefix = output_prefix
-        # Readiness: ``on_stdout_match`` is called when one of these appears on stdout.
-        self.stdout_patterns = stdout_patterns
-        self.on_stdout_match = on_stdout_match
-        # any stderr pattern, first seen
-        self.on_stderr_match = on_stderr_match
-        self.stdin_null = stdin_null
-        # readiness probes: output discarded
-        self.quiet = quiet
-        # group mode: the task's last lines, for longrun ctl logs
-        self.log = log
-        # group --timestamps: before each line
-        self.output_stamp = output_stamp
-
-
-class ExitStatus(NamedTuple):
-    """How a process ended: an exit code or the signal that killed it."""
-
-    code: int | None
-    signal: int | None
-    stderr_hits: frozenset[str] = frozenset()
-    # An escaped process (setsid) still held the output: longrun stopped waiting.
-    output_held: bool = False
-
-    @classmethod
-    def from_wait_status(cls, status: int) -> ExitStatus:
-        if os.WIFSIGNALED(status):
-            return cls(None, os.WTERMSIG(status))
-        return cls(os.waitstatus_to_exitcode(status), None)
 
 
 class Child:
@@ -374,7 +290,7 @@ class Supervisor:
             missing = exc.filename if exc.filename else spec.argv[0]
             if spec.cwd is not None and missing == spec.cwd:
                 raise SpawnError(f"working directory not found: {spec.cwd}", 127) from None
-            interpreter = _missing_interpreter(spec.argv[0], env.get("PATH"), spec.cwd)
+            interpreter = missing_interpreter(spec.argv[0], env.get("PATH"), spec.cwd)
             if interpreter is not None:
                 # The file exists; its #! line names what does not (as bash says it).
                 raise SpawnError(
@@ -387,7 +303,7 @@ class Supervisor:
             raise SpawnError(f"permission denied: {spec.argv[0]}", 126) from None
         except OSError as exc:
             _close(*fds)
-            raise SpawnError(_spawn_failure(spec.argv[0], exc), 126) from None
+            raise SpawnError(spawn_failure(spec.argv[0], exc), 126) from None
         # Popen would otherwise wait for (and might reap) the pid on its own.
         popen.returncode = 0
         child = Child(self, popen.pid, spec)
@@ -518,35 +434,6 @@ def _pipe(opened: list[int]) -> tuple[int, int]:
     pipe = os.pipe()
     opened += pipe
     return pipe
-
-
-def _missing_interpreter(command: str, path: str | None, cwd: str | None) -> str | None:
-    """The interpreter a script's #! line names, when the script exists and it does not."""
-    import shutil
-
-    found = shutil.which(command, path=path) if "/" not in command else command
-    if found is None:
-        return None
-    try:
-        with open(os.path.join(cwd or "", found), "rb") as script:
-            first = script.readline(256)
-    except OSError:
-        return None
-    if not first.startswith(b"#!"):
-        return None
-    words = first[2:].split()
-    return os.fsdecode(words[0]) if words else None
-
-
-def _spawn_failure(command: str, exc: OSError) -> str:
-    """Why a command could not start, with what to do about the limits behind it."""
-    if exc.errno == errno.EMFILE:
-        return f"cannot start {command}: too many open files (raise ulimit -n)"
-    if exc.errno == errno.EAGAIN:
-        return f"cannot start {command}: process limit reached (ulimit -u)"
-    if exc.errno == errno.ENOEXEC:
-        return f"cannot execute {command}: not an executable format (missing #! line?)"
-    return f"cannot execute {command}: {exc.strerror}"
 
 
 def _close(*fds: int) -> None:

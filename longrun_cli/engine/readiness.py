@@ -13,7 +13,7 @@ import signal
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from longrun_cli.engine.process import LaunchSpec, SpawnError
+from longrun_cli.engine.launch import LaunchSpec, SpawnError
 from longrun_cli.policy.duration import format_duration, to_seconds
 from longrun_cli.policy.group import check_http_url, split_host_port
 

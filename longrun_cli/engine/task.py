@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from longrun_cli.engine.events import Event, Level
-from longrun_cli.engine.process import ExitStatus, LaunchSpec, SpawnError
+from longrun_cli.engine.launch import ExitStatus, LaunchSpec, SpawnError
 from longrun_cli.engine.taskio import (
     EXEC_IO,
     FAILURES,

@@ -15,8 +15,8 @@ from longrun_cli.policy.outcome import Outcome
 from longrun_cli.policy.signals import signal_name
 
 if TYPE_CHECKING:
+    from longrun_cli.engine.launch import ExitStatus, LaunchSpec
     from longrun_cli.engine.logring import LogRing
-    from longrun_cli.engine.process import ExitStatus, LaunchSpec
     from longrun_cli.telemetry import AttemptTrace
 
 

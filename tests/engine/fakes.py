@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from longrun_cli.engine.process import ExitStatus, LaunchSpec, SpawnError
+from longrun_cli.engine.launch import ExitStatus, LaunchSpec, SpawnError
 
 
 class FakeClock:

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
+from longrun_cli.engine.launch import LaunchSpec, SpawnError
 from longrun_cli.engine.platform import Watcher
-from longrun_cli.engine.process import LaunchSpec, SpawnError, Supervisor
+from longrun_cli.engine.process import Supervisor
 
 
 def launch(spec: LaunchSpec) -> Any:

@@ -167,6 +167,7 @@ class Runner:
         state.wake = asyncio.get_running_loop().create_future()
         state.parked = True
         self._changed(state)
+        self._check_all_ready()  # the operator took it out: the others may be all there is
         self._operations.check_idle()
         contenders: list[asyncio.Future[Any]] = [
             state.wake,
@@ -276,6 +277,8 @@ class Runner:
 
     @staticmethod
     def _counts_as_ready(state: TaskState) -> bool:
+        if state.parked:  # stopped on request (longrun ctl): not what READY=1 waits for
+            return True
         if state.ready_failed.is_set() and not state.ready.is_set():
             return False
         if state.done.done():

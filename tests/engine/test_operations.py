@@ -239,3 +239,17 @@ def test_a_restart_skips_the_initial_delay():
     assert seen == [["late"], ["late"]]
     assert [t for t, kind, name in spawner.timeline if (kind, name) == ("run", "late")] == [2, 20]
     assert result.exit_status == 5
+
+
+def test_a_task_stopped_before_the_group_was_ready_does_not_hold_back_ready():
+    """systemd's READY=1 (the all-ready event) comes once the tasks left are ready."""
+    probe = ReadyProbe(stdout="up")
+    tasks = [gtask("web", ready=probe), gtask("slow", ready=probe)]
+    scripts = {
+        "web": [Script(duration=FOREVER, stdout_match_after=1)],
+        "slow": [Script(duration=FOREVER)],  # never says "up"
+    }
+    steps = [(2.0, lambda r: r.stop(["slow"])), (3.0, lambda r: r.stop(["web"]))]
+    _, _, sink, _ = operate(tasks, scripts, steps)
+    ready = [e for e in sink.events if e.name == "all-ready"]
+    assert len(ready) == 1

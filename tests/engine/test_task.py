@@ -347,3 +347,40 @@ def test_a_scheduled_retry_runs_after_its_backoff_not_at_the_next_fire_time():
     )
     assert spawner.task_start_times == [3600.0, 3610.0, 7200.0]
     assert result.status is TaskStatus.STOPPED
+
+
+@pytest.mark.parametrize(
+    ("jump", "first_run"),
+    [
+        (-1800.0, 5400.0),  # the clock set back 30 min while waiting: wait the rest, on time
+        (+7200.0, 3600.0),  # set forward 2 h: the fire time has passed: run once, at wake-up
+    ],
+)
+def test_a_schedule_survives_the_civil_clock_being_set_while_it_waits(jump, first_run):
+    from datetime import timedelta
+
+    from longrun_cli.policy.schedule import parse_schedule
+
+    schedule = parse_schedule("@hourly", None, UTC)
+    clock = FakeClock()
+    spawner = FakeSpawner(clock, [Script(duration=1)] * 3)
+
+    async def main() -> None:
+        stop = StopControl()
+        task = Task(spec(schedule=schedule), spawner, clock, RecordingSink(), stop, environ={})
+
+        async def set_clock() -> None:
+            await clock.sleep(1000)
+            clock.start += timedelta(seconds=jump)
+
+        async def stop_later() -> None:
+            await clock.sleep(first_run + 10)
+            stop.request(signal.SIGTERM)
+
+        helpers = [asyncio.ensure_future(set_clock()), asyncio.ensure_future(stop_later())]
+        await task.run()
+        for helper in helpers:
+            helper.cancel()
+
+    asyncio.run(main())
+    assert spawner.task_start_times == [first_run]

@@ -74,6 +74,8 @@ TASK_KEYS = (
     "scale",
     "schedule",
     "timezone",
+    "on_failure",
+    "ping",
 )
 RULE_KEYS = ("exit_codes", "stderr", "signals", "timeout", "retries", "backoff")
 READY_KEYS = ("stdout", "stderr", "output", "command", "http", "tcp", "interval", "timeout")
@@ -305,8 +307,11 @@ class _TomlLoader:
             fields["stop_signal"] = self.value(
                 (*where, "stop_signal"), table["stop_signal"], values.as_signal
             )
-        if "shutdown" in table:
-            fields["shutdown"] = self.value((*where, "shutdown"), table["shutdown"], values.as_hook)
+        for key in ("shutdown", "on_failure"):
+            if key in table:
+                fields[key] = self.value((*where, key), table[key], values.as_hook)
+        if "ping" in table:
+            fields["ping"] = self.value((*where, "ping"), table["ping"], values.as_url)
         if "foreground" in table:
             fields["foreground"] = self.value(
                 (*where, "foreground"), table["foreground"], values.as_bool

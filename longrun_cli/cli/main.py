@@ -216,6 +216,16 @@ def cli() -> None:
 )
 @click.option("--shutdown", metavar="COMMAND", help="Hook run by sh -c after the task stopped.")
 @click.option(
+    "--ping",
+    metavar="URL",
+    help="healthchecks.io check: URL/start, URL on success, URL/fail with the stderr tail.",
+)
+@click.option(
+    "--on-failure",
+    metavar="COMMAND",
+    help="Run by sh -c once if the task fails (not on a stop); $LONGRUN_STDERR_TAIL_FILE.",
+)
+@click.option(
     "--shutdown-timeout",
     metavar="DURATION",
     default="30s",

@@ -83,9 +83,19 @@ ENVIRONMENT = [
     ),
     (
         "LONGRUN_STATUS",
-        "Set for the shutdown hook: succeeded, failed, exhausted, deadline or stopped.",
+        "Set for the shutdown and failure hooks: succeeded, failed, exhausted, deadline or "
+        "stopped.",
     ),
-    ("LONGRUN_EXIT_STATUS", "Set for the shutdown hook: the status longrun will exit with."),
+    (
+        "LONGRUN_EXIT_STATUS",
+        "Set for the shutdown and failure hooks: the status longrun will exit with.",
+    ),
+    ("LONGRUN_ATTEMPTS", "Set for the failure hook (--on-failure): how many runs there were."),
+    (
+        "LONGRUN_STDERR_TAIL_FILE",
+        "Set for the failure hook: a private file with the failing attempt's last 50 stderr "
+        "lines (at most 64 KiB), removed once the hook has run.",
+    ),
     ("NO_COLOR, FORCE_COLOR", "Turn colour off or on for --log-format auto."),
     (
         "TRACEPARENT, TRACESTATE",
@@ -240,6 +250,12 @@ GROUP_KEYS = [
         "30s), after which dependents fail. Without it a task is ready once started. A task "
         "waiting for its dependencies says every 5 s what it waits for.",
     ),
+    (
+        "on_failure",
+        "A command run by sh -c once when the task ends failed, exhausted or past its "
+        "deadline, with its stderr tail (see longrun-exec(1) --on-failure).",
+    ),
+    ("ping", "A healthchecks.io check URL, as longrun-exec(1) --ping."),
     ("env", "Extra environment variables, over env files and the assigned PORT."),
     (
         "env_file",

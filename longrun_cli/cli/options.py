@@ -33,6 +33,8 @@ class ExecOptions:
         "jitter",
         "kill_after",
         "name",
+        "on_failure",
+        "ping",
         "retry_exit_code",
         "retry_signal",
         "retry_stderr",
@@ -69,6 +71,8 @@ class ExecOptions:
         env_file: Sequence[str] = (),
         schedule: str | None = None,
         timezone: str | None = None,
+        on_failure: str | None = None,
+        ping: str | None = None,
     ) -> None:
         self.command = command
         self.name = name
@@ -90,6 +94,8 @@ class ExecOptions:
         self.env_file = env_file
         self.schedule = schedule
         self.timezone = timezone
+        self.on_failure = on_failure
+        self.ping = ping
 
 
 def build_task_spec(options: ExecOptions) -> TaskSpec:
@@ -109,9 +115,23 @@ def build_task_spec(options: ExecOptions) -> TaskSpec:
         shutdown=options.shutdown or None,
         shutdown_timeout=_named("--shutdown-timeout", options.shutdown_timeout, parse_duration),
         foreground=options.foreground,
+        on_failure=options.on_failure or None,
+        ping=_ping(options.ping),
         **_env_files(options.env_file),
         **_schedule(options.schedule, options.timezone),
     )
+
+
+def _ping(url: str | None) -> str | None:
+    if not url:
+        return None
+    from longrun_cli.policy.group import check_http_url
+
+    try:
+        check_http_url(url)
+    except SpecError as exc:
+        raise SpecError(f"--ping: {str(exc).removeprefix('ready http ')}") from None
+    return url
 
 
 def _schedule(text: str | None, zone: str | None) -> dict[str, Any]:

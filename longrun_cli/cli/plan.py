@@ -60,6 +60,12 @@ def describe_plan(spec: TaskSpec) -> str:
         # Names only: an env file is where secrets live, and plans end up in CI logs.
         keys = ", ".join(sorted(spec.file_env)) or "nothing"
         lines.append(f"env files:   {', '.join(spec.env_files)} (set {keys}; values not shown)")
+    if spec.ping:
+        lines.append(f"ping:        {spec.ping} (/start, success, /fail with the stderr tail)")
+    if spec.on_failure:
+        lines.append(
+            f"on failure:  sh -c {shlex.quote(spec.on_failure)} (with the last 50 stderr lines)"
+        )
     if spec.shutdown:
         lines.append(
             f"shutdown:    sh -c {shlex.quote(spec.shutdown)} "
@@ -165,6 +171,8 @@ def plan_record(spec: TaskSpec) -> dict[str, Any]:
         "success_exit_codes": sorted({0} | spec.policy.success_codes),
         "jitter": spec.policy.jitter,
         "shutdown": spec.shutdown,
+        "on_failure": spec.on_failure,
+        "ping": spec.ping,
         "shutdown_timeout": format_duration(spec.shutdown_timeout),
         "schedule": None
         if spec.schedule is None
@@ -246,6 +254,10 @@ def exec_arguments(spec: TaskSpec) -> list[str]:
     ]
     if spec.shutdown is not None:
         args.append(f"--shutdown={spec.shutdown}")
+    if spec.on_failure is not None:
+        args.append(f"--on-failure={spec.on_failure}")
+    if spec.ping is not None:
+        args.append(f"--ping={spec.ping}")
     args += [f"--env-file={path}" for path in spec.env_files]
     if spec.schedule is not None:
         args.append(f"--schedule={spec.schedule.text}")

@@ -158,6 +158,18 @@ def as_scale(raw: Any) -> int:
     return raw
 
 
+def as_url(raw: Any) -> str:
+    """``ping``: an http:// or https:// URL."""
+    from longrun_cli.policy.group import check_http_url
+
+    url = as_string(raw)
+    try:
+        check_http_url(url)
+    except SpecError:
+        raise SpecError(f"expected an http:// or https:// URL, got {_toml(raw)}") from None
+    return url
+
+
 def as_group_name(raw: Any) -> str:
     """``[runner] name``: it names the control socket file, so one printable path component."""
     name = as_string(raw)

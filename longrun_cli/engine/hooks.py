@@ -30,14 +30,16 @@ async def run_hook(
     launch: LaunchSpec,
     bound: float,
     emit: Emit,
+    *,
+    label: str = "shutdown hook",
 ) -> None:
     """Run the hook ``launch``; a failure, a timeout or a second stop request is logged."""
     command = launch.argv[-1]
-    emit("hook-start", Level.DEBUG, "running shutdown hook", command=command)
+    emit("hook-start", Level.DEBUG, f"running {label}", command=command)
     try:
         child = spawner.spawn(launch)
     except SpawnError as exc:
-        emit("hook-failed", Level.ERROR, f"shutdown hook failed: {exc}")
+        emit("hook-failed", Level.ERROR, f"{label} failed: {exc}")
         return
     waiter = asyncio.ensure_future(child.wait())
     timer = asyncio.ensure_future(clock.sleep(bound))
@@ -54,11 +56,11 @@ async def run_hook(
         )
         await child.stop(signal.SIGKILL, 0.0, kill_now)
         await waiter
-        emit("hook-failed", Level.ERROR, f"shutdown hook {why}", command=command)
+        emit("hook-failed", Level.ERROR, f"{label} {why}", command=command)
         return
     status: ExitStatus = waiter.result()
     if status.code == 0:
-        emit("hook-done", Level.DEBUG, "shutdown hook done")
+        emit("hook-done", Level.DEBUG, f"{label} done")
         return
     failure = Outcome(exit_code=status.code, signal=status.signal)
-    emit("hook-failed", Level.ERROR, f"shutdown hook failed: {failure.describe()}", command=command)
+    emit("hook-failed", Level.ERROR, f"{label} failed: {failure.describe()}", command=command)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from longrun_cli.engine.logring import LogRing
+    from longrun_cli.engine.tail import StderrTail
 
 
 class SpawnError(Exception):
@@ -40,6 +41,7 @@ class LaunchSpec:
         "own_group",
         "quiet",
         "stderr_patterns",
+        "stderr_tail",
         "stdin_null",
         "stdout_patterns",
         "stop_signal",
@@ -63,6 +65,7 @@ class LaunchSpec:
         quiet: bool = False,
         log: LogRing | None = None,
         output_stamp: Callable[[], bytes] | None = None,
+        stderr_tail: StderrTail | None = None,
     ) -> None:
         self.argv = argv
         self.env = env
@@ -85,6 +88,8 @@ class LaunchSpec:
         self.log = log
         # group --timestamps: before each line
         self.output_stamp = output_stamp
+        # --on-failure: the attempt's last stderr lines (stderr is piped for it)
+        self.stderr_tail = stderr_tail
 
 
 class ExitStatus(NamedTuple):

@@ -266,7 +266,7 @@ class Supervisor:
         try:
             # A stream nobody reads is inherited: no copying at all.
             out_pipe = _pipe(fds) if lined or spec.stdout_patterns else None
-            err_pipe = _pipe(fds) if lined or spec.stderr_patterns else None
+            err_pipe = _pipe(fds) if lined or spec.stderr_patterns or spec.stderr_tail else None
             if blocked:
                 ours = signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
             try:
@@ -332,6 +332,7 @@ class Supervisor:
                 spec.on_stderr_match,
                 spec.log,
                 spec.output_stamp,
+                spec.stderr_tail,
             )
         self._reap()
         return child

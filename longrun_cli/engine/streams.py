@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from longrun_cli.engine.logring import LogRing
     from longrun_cli.engine.output import LineCopier
+    from longrun_cli.engine.tail import StderrTail
 
 CHUNK = 1024 * 1024
 # Matching looks at whole lines; a longer line is searched in windows that overlap
@@ -58,8 +59,12 @@ class PatternWatch:
     """
 
     def __init__(
-        self, patterns: tuple[str, ...], on_match: Callable[[str], None] | None = None
+        self,
+        patterns: tuple[str, ...],
+        on_match: Callable[[str], None] | None = None,
+        tail: StderrTail | None = None,
     ) -> None:
+        self._tail = tail  # --on-failure: the stream's last lines, copied aside
         self._loop = asyncio.get_running_loop()
         self._pending: list[tuple[str, Any]] = []
         if patterns:
@@ -74,6 +79,8 @@ class PatternWatch:
         return frozenset(self._hits)
 
     def search_chunk(self, chunk: bytes) -> None:
+        if self._tail is not None:
+            self._tail.feed(chunk)
         if not self._pending:
             return
         newline = chunk.rfind(b"\n")
@@ -176,11 +183,12 @@ def copier_for(
     on_match: Callable[[str], None] | None = None,
     log: LogRing | None = None,
     stamp: Callable[[], bytes] | None = None,
+    tail: StderrTail | None = None,
 ) -> StreamCopier | LineCopier:
     """The copier of one pipe: exec's raw copier (a thread), or a group's lines (the loop)."""
     read_fd, write_fd = pipe
     os.close(write_fd)
-    watch = PatternWatch(patterns, on_match)
+    watch = PatternWatch(patterns, on_match, tail)
     if prefix is None:
         # Only exec's single copied stream gets a big pipe: a group has hundreds,
         # and past the per-user pipe-page limit the kernel shrinks new pipes to

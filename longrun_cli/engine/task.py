@@ -6,6 +6,7 @@ Decisions come from the pure policy; this module only sequences them in time.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 from collections.abc import Callable, Mapping
@@ -42,6 +43,8 @@ if TYPE_CHECKING:
 
     from longrun_cli.engine.clock import Clock
     from longrun_cli.engine.events import EventSink
+    from longrun_cli.engine.ping import Pinger
+    from longrun_cli.engine.tail import StderrTail
     from longrun_cli.engine.taskio import Spawner
     from longrun_cli.telemetry import AttemptTrace, TaskTrace
 
@@ -93,6 +96,8 @@ class Task:
         self._streak = 0
         self._last_exit: str | None = None
         self._fired: datetime | None = None  # the schedule's fire time of the current run
+        self._tail: StderrTail | None = None  # --on-failure: the last attempt's stderr
+        self._pinger: Pinger | None = None  # --ping
 
     @property
     def runs(self) -> int:
@@ -109,13 +114,60 @@ class Task:
         started = self._clock.now()
         if self.spec.deadline is not None:
             self._deadline_at = started + to_seconds(self.spec.deadline)
+        if self.spec.ping:
+            from longrun_cli.engine.ping import Pinger
+
+            self._pinger = Pinger(
+                self.spec.ping, lambda message: self._emit("ping", Level.WARNING, message)
+            )
         result = await self._run_policy()
+        if self._pinger is not None:
+            if result.status in FAILURES:
+                self._pinger.fail(self._tail.lines() if self._tail is not None else b"")
+            await self._pinger.close()
+        if result.status in FAILURES and self.spec.on_failure:
+            await self._notify_failure(self.spec.on_failure, result)
         error = None
         if result.status in FAILURES:
             cause = result.outcome.describe() if result.outcome is not None else "deadline passed"
             error = f"{result.status.value}: {cause}"
         self._trace.finish(result.status.value, result.exit_status, error)
         return result
+
+    async def _notify_failure(self, command: str, result: TaskResult) -> None:
+        """--on-failure: once, with the failing attempt's stderr tail in a private file."""
+        import tempfile
+
+        from longrun_cli.engine.hooks import run_hook
+
+        tail = self._tail.lines() if self._tail is not None else b""
+        fd, path = tempfile.mkstemp(prefix="longrun-tail-")  # 0600, removed below
+        try:
+            with os.fdopen(fd, "wb") as file:
+                file.write(tail)
+            env = {
+                **self._base_env,
+                "LONGRUN_STATUS": result.status.value,
+                "LONGRUN_EXIT_STATUS": str(result.exit_status),
+                "LONGRUN_ATTEMPTS": str(result.runs),
+                "LONGRUN_STDERR_TAIL_FILE": path,
+            }
+            launch = LaunchSpec(
+                argv=("/bin/sh", "-c", command),
+                env=env,
+                cwd=self.spec.cwd,
+                output_prefix=self._io.output_prefix,
+                output_stamp=self._io.output_stamp,
+                stdin_null=self._io.stdin_null,
+            )
+            bound = to_seconds(self.spec.shutdown_timeout)
+            await run_hook(
+                self._spawner, self._clock, self._stop.kill_now, launch, bound, self._emit,
+                label="failure hook",
+            )  # fmt: skip
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
 
     async def run_hook(self, result: TaskResult, limit: float | None = None) -> None:
         """Run the shutdown hook, if any, bounded by its timeout and by ``limit`` seconds."""
@@ -190,6 +242,8 @@ class Task:
                 self._emit("succeeded", Level.DEBUG, "attempt succeeded", run=self._runs)
             self._streak = 0
             self._close_attempt(outcome, decision, None)
+            if self._pinger is not None:
+                self._pinger.success()
             if self.spec.schedule is not None:
                 interrupt = await self._until_fire(self._fired)
                 if interrupt is not None:
@@ -324,6 +378,10 @@ class Task:
         env.update(self._attempt_trace.child_env())
         env["LONGRUN_ATTEMPT"] = str(attempt)
         env["LONGRUN_RUN"] = str(self._runs)
+        if self.spec.on_failure or self.spec.ping:
+            from longrun_cli.engine.tail import StderrTail
+
+            self._tail = StderrTail()
         launch = LaunchSpec(
             argv=self.spec.argv,
             env=env,
@@ -341,6 +399,7 @@ class Task:
             stdout_patterns=self._io.stdout_patterns,
             on_stdout_match=self._io.on_ready_match,
             stdin_null=self._io.stdin_null,
+            stderr_tail=self._tail,
         )
         try:
             child = self._spawner.spawn(launch)
@@ -348,6 +407,8 @@ class Task:
             return Outcome(exit_code=exc.status, spawn_error=str(exc))
         self._attempt_pid = child.pid
         self._progress("running", child.pid)
+        if self._pinger is not None:
+            self._pinger.start()
         if self._io.on_started is not None:
             self._io.on_started()
         self._emit(

@@ -38,6 +38,8 @@ class _TaskSpecFields(NamedTuple):
     file_env: Mapping[str, str]
     env_files: tuple[str, ...]
     schedule: Schedule | None  # cron: runs at its fire times (exclusive with interval)
+    on_failure: str | None  # sh -c, once, when the task ends failed, exhausted or past deadline
+    ping: str | None  # a healthchecks.io check URL: /start, success, /fail
 
 
 class TaskSpec(_TaskSpecFields):
@@ -69,6 +71,8 @@ class TaskSpec(_TaskSpecFields):
         file_env: Mapping[str, str] = _NO_ENV,
         env_files: tuple[str, ...] = (),
         schedule: Schedule | None = None,
+        on_failure: str | None = None,
+        ping: str | None = None,
     ) -> TaskSpec:
         spec = super().__new__(
             cls,
@@ -89,6 +93,8 @@ class TaskSpec(_TaskSpecFields):
             file_env,
             env_files,
             schedule,
+            on_failure,
+            ping,
         )
         spec._validate()
         return spec
@@ -121,6 +127,7 @@ class TaskSpec(_TaskSpecFields):
             *(("command", part) for part in self.argv),
             ("cwd", self.cwd or ""),
             ("shutdown hook", self.shutdown or ""),
+            ("failure hook", self.on_failure or ""),
         ):
             if "\0" in text:
                 raise SpecError(f"{task}: {place} {quote(text)} contains a NUL byte")

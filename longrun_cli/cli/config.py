@@ -76,6 +76,7 @@ TASK_KEYS = (
     "timezone",
     "on_failure",
     "ping",
+    "circuit_breaker",
 )
 RULE_KEYS = ("exit_codes", "stderr", "signals", "timeout", "retries", "backoff")
 READY_KEYS = ("stdout", "stderr", "output", "command", "http", "tcp", "interval", "timeout")
@@ -312,6 +313,10 @@ class _TomlLoader:
                 fields[key] = self.value((*where, key), table[key], values.as_hook)
         if "ping" in table:
             fields["ping"] = self.value((*where, "ping"), table["ping"], values.as_url)
+        if "circuit_breaker" in table:
+            fields["breaker"] = self.value(
+                (*where, "circuit_breaker"), table["circuit_breaker"], values.as_breaker
+            )
         if "foreground" in table:
             fields["foreground"] = self.value(
                 (*where, "foreground"), table["foreground"], values.as_bool

@@ -216,6 +216,11 @@ def cli() -> None:
 )
 @click.option("--shutdown", metavar="COMMAND", help="Hook run by sh -c after the task stopped.")
 @click.option(
+    "--circuit-breaker",
+    metavar="COOLDOWN[,MAX]",
+    help="Interval/schedule tasks: where the task would end, pause COOLDOWN, try once.",
+)
+@click.option(
     "--ping",
     metavar="URL",
     help="healthchecks.io check: URL/start, URL on success, URL/fail with the stderr tail.",

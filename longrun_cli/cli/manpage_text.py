@@ -256,6 +256,11 @@ GROUP_KEYS = [
         "deadline, with its stderr tail (see longrun-exec(1) --on-failure).",
     ),
     ("ping", "A healthchecks.io check URL, as longrun-exec(1) --ping."),
+    (
+        "circuit_breaker",
+        "COOLDOWN[,MAX] for an interval or scheduled task, as longrun-exec(1) "
+        "--circuit-breaker: where the task would end, its circuit opens instead.",
+    ),
     ("env", "Extra environment variables, over env files and the assigned PORT."),
     (
         "env_file",

@@ -13,6 +13,7 @@ from longrun_cli.policy.signals import parse_signal
 from longrun_cli.policy.taskspec import TaskSpec
 
 if TYPE_CHECKING:
+    from longrun_cli.policy.breaker import Breaker
     from longrun_cli.policy.rule import RetryRule
 
 T = TypeVar("T")
@@ -24,6 +25,7 @@ class ExecOptions:
     # A plain class, not a NamedTuple: a NamedTuple's __new__ is compiled at run time,
     # on every start (~0.1 M instructions a field); this one comes compiled from the .pyc.
     __slots__ = (
+        "circuit_breaker",
         "command",
         "deadline",
         "delay",
@@ -73,6 +75,7 @@ class ExecOptions:
         timezone: str | None = None,
         on_failure: str | None = None,
         ping: str | None = None,
+        circuit_breaker: str | None = None,
     ) -> None:
         self.command = command
         self.name = name
@@ -96,6 +99,7 @@ class ExecOptions:
         self.timezone = timezone
         self.on_failure = on_failure
         self.ping = ping
+        self.circuit_breaker = circuit_breaker
 
 
 def build_task_spec(options: ExecOptions) -> TaskSpec:
@@ -117,9 +121,18 @@ def build_task_spec(options: ExecOptions) -> TaskSpec:
         foreground=options.foreground,
         on_failure=options.on_failure or None,
         ping=_ping(options.ping),
+        breaker=_breaker(options.circuit_breaker),
         **_env_files(options.env_file),
         **_schedule(options.schedule, options.timezone),
     )
+
+
+def _breaker(text: str | None) -> Breaker | None:
+    if text is None:
+        return None
+    from longrun_cli.policy.breaker import parse_breaker
+
+    return parse_breaker(text)
 
 
 def _ping(url: str | None) -> str | None:

@@ -60,6 +60,10 @@ def describe_plan(spec: TaskSpec) -> str:
         # Names only: an env file is where secrets live, and plans end up in CI logs.
         keys = ", ".join(sorted(spec.file_env)) or "nothing"
         lines.append(f"env files:   {', '.join(spec.env_files)} (set {keys}; values not shown)")
+    if spec.breaker is not None:
+        lines.append(
+            f"breaker:     where the task would end, the circuit opens: {spec.breaker.describe()}"
+        )
     if spec.ping:
         lines.append(f"ping:        {spec.ping} (/start, success, /fail with the stderr tail)")
     if spec.on_failure:
@@ -173,6 +177,12 @@ def plan_record(spec: TaskSpec) -> dict[str, Any]:
         "shutdown": spec.shutdown,
         "on_failure": spec.on_failure,
         "ping": spec.ping,
+        "circuit_breaker": None
+        if spec.breaker is None
+        else {
+            "cooldown": format_duration(spec.breaker.cooldown),
+            "max": format_duration(spec.breaker.max_cooldown),
+        },
         "shutdown_timeout": format_duration(spec.shutdown_timeout),
         "schedule": None
         if spec.schedule is None
@@ -258,6 +268,9 @@ def exec_arguments(spec: TaskSpec) -> list[str]:
         args.append(f"--on-failure={spec.on_failure}")
     if spec.ping is not None:
         args.append(f"--ping={spec.ping}")
+    if spec.breaker is not None:
+        cooldown, maximum = spec.breaker
+        args.append(f"--circuit-breaker={format_duration(cooldown)},{format_duration(maximum)}")
     args += [f"--env-file={path}" for path in spec.env_files]
     if spec.schedule is not None:
         args.append(f"--schedule={spec.schedule.text}")

@@ -8,6 +8,7 @@ import math
 from typing import Any
 
 from longrun_cli.policy.backoff import Backoff
+from longrun_cli.policy.breaker import Breaker
 from longrun_cli.policy.duration import MAX_DURATION, SECOND, parse_duration
 from longrun_cli.policy.errors import SpecError, quote
 from longrun_cli.policy.matcher import compile_pattern
@@ -156,6 +157,12 @@ def as_scale(raw: Any) -> int:
     if isinstance(raw, bool) or not isinstance(raw, int) or not 1 <= raw <= MAX_SCALE:
         raise SpecError(f"expected a replica count from 1 to {MAX_SCALE}, got {_toml(raw)}")
     return raw
+
+
+def as_breaker(raw: Any) -> Breaker:
+    from longrun_cli.policy.breaker import parse_breaker
+
+    return parse_breaker(as_string(raw))
 
 
 def as_url(raw: Any) -> str:

@@ -98,6 +98,8 @@ class Task:
         self._fired: datetime | None = None  # the schedule's fire time of the current run
         self._tail: StderrTail | None = None  # --on-failure: the last attempt's stderr
         self._pinger: Pinger | None = None  # --ping
+        self._openings = 0  # --circuit-breaker: openings in a row
+        self._trial = False  # the run after a cooldown: success closes, failure reopens
 
     @property
     def runs(self) -> int:
@@ -209,6 +211,12 @@ class Task:
         budgets = Budgets.fresh(len(self.spec.policy.rules))
         while True:
             outcome_or_end = await self._run_loop(budgets)
+            if self.spec.breaker is not None and self._breaks(outcome_or_end):
+                interrupt = await self._open_circuit()
+                if interrupt is not None:
+                    return self._interrupted(interrupt)
+                budgets = Budgets.fresh(len(self.spec.policy.rules))
+                continue
             if isinstance(outcome_or_end, TaskResult):
                 return outcome_or_end
             decision, budgets = outcome_or_end
@@ -242,6 +250,10 @@ class Task:
                 self._emit("succeeded", Level.DEBUG, "attempt succeeded", run=self._runs)
             self._streak = 0
             self._close_attempt(outcome, decision, None)
+            if self._trial:
+                self._trial, self._openings = False, 0
+                self._emit("circuit-closed", Level.INFO, "circuit closed: the trial run succeeded")
+                self._trace.event("circuit.closed")
             if self._pinger is not None:
                 self._pinger.success()
             if self.spec.schedule is not None:
@@ -263,6 +275,34 @@ class Task:
             if interrupt is not None:
                 return self._interrupted(interrupt)
             next_tick = _next_after(next_tick, interval, self._clock.now())
+
+    def _breaks(self, ended: TaskResult | tuple[Decision, Budgets]) -> bool:
+        """Where the task would end (a permanent failure, a spent budget), or a trial failed."""
+        if isinstance(ended, TaskResult):
+            return ended.status in (TaskStatus.FAILED, TaskStatus.EXHAUSTED)
+        return False  # a retry: a trial never gets one (see _on_failure)
+
+    async def _open_circuit(self) -> Interrupt | None:
+        """No runs for the cooldown (doubled at each opening in a row), then one trial."""
+        breaker = self.spec.breaker
+        assert breaker is not None
+        self._openings += 1
+        cooldown = breaker.cooldown_after(self._openings)
+        self._emit(
+            "circuit-open",
+            Level.WARNING,
+            f"circuit open for {format_duration(cooldown)}",
+            openings=self._openings,
+        )
+        self._trace.event("circuit.open", cooldown_seconds=to_seconds(cooldown))
+        interrupt = await self._pause(to_seconds(cooldown), "backoff")
+        if interrupt is not None:
+            return interrupt
+        self._emit("circuit-half-open", Level.INFO, "circuit half-open: one trial run")
+        self._trace.event("circuit.half_open")
+        self._trial = True
+        self._streak = 0
+        return None
 
     async def _until_fire(self, last: datetime | None) -> Interrupt | None:
         """Sleep until the schedule's next fire time; those a run outlasted are skipped."""
@@ -307,7 +347,7 @@ class Task:
             rule=rule_text,
         )
         status = exit_status(outcome)
-        if decision.verdict is Verdict.RETRY:
+        if decision.verdict is Verdict.RETRY and not self._trial:
             assert rule is not None
             self._streak += 1
             budget = "inf" if rule.retries is None else str(rule.retries)
@@ -340,7 +380,8 @@ class Task:
                 exit_status=status,
             )
             return TaskResult(TaskStatus.EXHAUSTED, status, self._runs, outcome)
-        self._emit("permanent", Level.ERROR, "permanent failure", exit_status=status)
+        why = "the circuit breaker's trial run failed" if self._trial else "permanent failure"
+        self._emit("permanent", Level.ERROR, why, exit_status=status)
         return TaskResult(TaskStatus.FAILED, status, self._runs, outcome)
 
     def _close_attempt(

@@ -12,6 +12,7 @@ from longrun_cli.policy.duration import SECOND, format_duration
 from longrun_cli.policy.errors import SpecError, quote
 
 if TYPE_CHECKING:
+    from longrun_cli.policy.breaker import Breaker
     from longrun_cli.policy.schedule import Schedule
 
 _NO_ENV: Mapping[str, str] = MappingProxyType({})
@@ -40,6 +41,7 @@ class _TaskSpecFields(NamedTuple):
     schedule: Schedule | None  # cron: runs at its fire times (exclusive with interval)
     on_failure: str | None  # sh -c, once, when the task ends failed, exhausted or past deadline
     ping: str | None  # a healthchecks.io check URL: /start, success, /fail
+    breaker: Breaker | None  # interval and schedule tasks: open instead of ending
 
 
 class TaskSpec(_TaskSpecFields):
@@ -73,6 +75,7 @@ class TaskSpec(_TaskSpecFields):
         schedule: Schedule | None = None,
         on_failure: str | None = None,
         ping: str | None = None,
+        breaker: Breaker | None = None,
     ) -> TaskSpec:
         spec = super().__new__(
             cls,
@@ -95,6 +98,7 @@ class TaskSpec(_TaskSpecFields):
             schedule,
             on_failure,
             ping,
+            breaker,
         )
         spec._validate()
         return spec
@@ -112,6 +116,10 @@ class TaskSpec(_TaskSpecFields):
         ):
             if value is not None and value <= 0:
                 raise SpecError(f"--{label} must be > 0, got {format_duration(value)}")
+        if self.breaker is not None and self.schedule is None and self.interval is None:
+            raise SpecError(
+                f"task {quote(self.name)}: --circuit-breaker is for --interval or --schedule tasks"
+            )
         if self.schedule is not None and self.interval is not None:
             raise SpecError(f"task {quote(self.name)}: give --schedule or --interval, not both")
         if self.delay < 0 or self.kill_after < 0:

@@ -40,6 +40,10 @@ if TYPE_CHECKING:  # types only: a Protocol class costs ~0.3 M instructions to b
 
         def log_ids(self) -> tuple[tuple[str, object], ...]: ...
 
+        def event(self, name: str, **attributes: str | int | float) -> None:
+            """A moment in the task's life (the circuit breaker opening, closing)."""
+            ...
+
         def finish(self, status: str, exit_status: int, error: str | None) -> None: ...
 
 
@@ -80,6 +84,9 @@ class _NoTask:
 
     def log_ids(self) -> tuple[tuple[str, object], ...]:
         return ()
+
+    def event(self, name: str, **attributes: str | int | float) -> None:
+        pass
 
     def finish(self, status: str, exit_status: int, error: str | None) -> None:
         pass

@@ -100,6 +100,10 @@ class NotifyingSink:
             # The retry is running now: STATUS= must not go on saying it waits.
             self._retrying.discard(event.task)
             notifier.send(f"STATUS={event.task}: running")
+        elif event.name == "circuit-open":
+            notifier.send(f"STATUS={event.task}: {event.message}")
+        elif event.name == "circuit-closed":
+            notifier.send(f"STATUS={event.task}: running")
         elif event.name in ("stop-requested", "stopping-group"):
             notifier.stopping(f"{event.task}: {event.message}")
         elif event.name in ("permanent", "exhausted", "deadline", "not-ready"):

@@ -121,6 +121,9 @@ class _Task:
     def log_ids(self) -> tuple[tuple[str, object], ...]:
         return _ids(self._span)
 
+    def event(self, name: str, **attributes: str | int | float) -> None:
+        self._span.add_event(name, attributes)
+
     def finish(self, status: str, exit_status: int, error: str | None) -> None:
         self._span.set_attribute("longrun.status", status)
         self._span.set_attribute("longrun.exit_status", exit_status)

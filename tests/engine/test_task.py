@@ -384,3 +384,54 @@ def test_a_schedule_survives_the_civil_clock_being_set_while_it_waits(jump, firs
 
     asyncio.run(main())
     assert spawner.task_start_times == [first_run]
+
+
+def test_the_circuit_opens_where_the_task_would_end_and_a_trial_closes_it():
+    """interval 10s, no rules: fail at 0 -> open 30s -> trial at 30 fails -> open 60s ->
+    trial at 90 succeeds -> closed, runs go on at the interval."""
+    from longrun_cli.policy.breaker import parse_breaker
+
+    scripts = [fail(1), fail(1), Script(duration=1), Script(duration=1)]
+    result, spawner, sink = run(
+        spec(interval=10 * SECOND, breaker=parse_breaker("30s,1m")), scripts, stop_at=105.0
+    )
+    assert spawner.task_start_times == [0.0, 30.0, 90.0, 100.0]
+    names = [e.name for e in sink.events if e.name.startswith("circuit")]
+    assert names == ["circuit-open", "circuit-half-open", "circuit-open", "circuit-half-open",
+                     "circuit-closed"]  # fmt: skip
+    opens = [e.message for e in sink.events if e.name == "circuit-open"]
+    assert opens == ["circuit open for 30s", "circuit open for 1m0s"]
+    assert result.status is TaskStatus.STOPPED
+
+
+def test_a_trial_gets_no_retries_and_budgets_start_over_after_closing():
+    from longrun_cli.policy.breaker import parse_breaker
+
+    policy = rules("75:1:1s")
+    scripts = [fail(75), fail(75), fail(75), Script(duration=1), fail(75), Script(duration=1)]
+    _, spawner, _ = run(
+        spec(interval=100 * SECOND, policy=policy, breaker=parse_breaker("20s,20s")),
+        scripts,
+        stop_at=150.0,
+    )
+    # 0 fails, retried at 1 (budget 1), fails: exhausted -> open 20s; trial at 21 fails:
+    # no retry, reopen 20s (capped); trial at 41 succeeds; the interval grid restarted with
+    # the trial; 141 fails and is retried at 142: the budget started over.
+    assert spawner.task_start_times == [0.0, 1.0, 21.0, 41.0, 141.0, 142.0]
+
+
+def test_breaker_values_and_its_scope_are_checked():
+    from longrun_cli.policy.breaker import Breaker, parse_breaker
+    from longrun_cli.policy.duration import HOUR, MINUTE
+    from longrun_cli.policy.errors import SpecError
+
+    assert parse_breaker("30s") == Breaker(30 * SECOND, HOUR)
+    assert parse_breaker("1m,10m").cooldown_after(5) == 10 * MINUTE
+    assert [parse_breaker("1s,5s").cooldown_after(n) for n in (1, 2, 3, 4)] == [
+        SECOND, 2 * SECOND, 4 * SECOND, 5 * SECOND,
+    ]  # fmt: skip
+    for bad in ("0s", "2m,1m", "soon", "1m,"):
+        with pytest.raises(SpecError, match="--circuit-breaker"):
+            parse_breaker(bad)
+    with pytest.raises(SpecError, match="for --interval or --schedule tasks"):
+        spec(breaker=parse_breaker("1s"))

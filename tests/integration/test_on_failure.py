@@ -102,3 +102,27 @@ def test_the_tail_file_is_private_even_with_a_loose_umask(tmp_path):
         os.umask(old)
     assert result.returncode == 1
     assert stat.S_IMODE(int((tmp_path / "hook").read_text().splitlines()[1], 8)) == 0o600
+
+
+def test_the_circuit_breaker_in_real_time(tmp_path):
+    """Runs 1 and 2 fail: open 300ms, trial fails, open 600ms, trial succeeds, closed."""
+    command = '[ "$LONGRUN_RUN" -ge 3 ]'
+    result = longrun(
+        "exec", "--interval", "100ms", "--circuit-breaker", "300ms,5s", "--deadline", "2500ms",
+        "--", "sh", "-c", command,
+    )  # fmt: skip
+    assert result.returncode == 124  # the deadline ends a task the breaker keeps alive
+    events = [
+        line.split("event=")[1].split()[0]
+        for line in result.stderr.decode().splitlines()
+        if "event=circuit" in line
+    ]
+    assert events == [
+        "circuit-open", "circuit-half-open", "circuit-open", "circuit-half-open", "circuit-closed",
+    ]  # fmt: skip
+    assert b'msg="circuit open for 600ms"' in result.stderr
+    plan = longrun("exec", "--dry-run", "--interval", "1s", "--circuit-breaker", "30s", "--", "x")
+    assert b"breaker:     where the task would end, the circuit opens: open for 30s" in plan.stdout
+    once = longrun("exec", "--circuit-breaker", "30s", "--", "true")
+    assert once.returncode == 125
+    assert b"--circuit-breaker is for --interval or --schedule tasks" in once.stderr

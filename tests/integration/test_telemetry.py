@@ -291,3 +291,18 @@ def test_a_nan_exporter_timeout_falls_back_to_the_default():
         result = longrun("exec", "--", "true", env=env)
         assert result.returncode == 0
         assert receiver.one("task true")
+
+
+def test_the_circuit_breaker_marks_the_task_span():
+    """circuit.open / half_open / closed are events of the task span (with the cooldown)."""
+    with otlp_receiver() as receiver:
+        result = longrun(
+            "exec", "--name", "poll", "--interval", "100ms", "--circuit-breaker", "200ms",
+            "--deadline", "1500ms", "--", "sh", "-c", '[ "$LONGRUN_RUN" -ge 2 ]',
+            env=traced_env(receiver.endpoint),
+        )  # fmt: skip
+        assert result.returncode == 124
+        task = receiver.one("task poll")
+    assert [e for e in task.events if e.startswith("circuit.")] == [
+        "circuit.open", "circuit.half_open", "circuit.closed",
+    ]  # fmt: skip

@@ -106,6 +106,9 @@ class ControlServer:
             refusal = _peer_refusal(writer)
             if refusal is not None:
                 await self._send(client, protocol.error(refusal, protocol.FORBIDDEN))
+                # A client that connects and writes at once must still read the refusal:
+                # closing with its request unread would reset the connection.
+                await _discard_then_close(client)
                 return
             self._make_room()
             self._clients[client] = None

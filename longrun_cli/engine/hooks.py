@@ -6,6 +6,7 @@ Imported only when a hook is to run: most runs have none.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -64,3 +65,30 @@ async def run_hook(
         return
     failure = Outcome(exit_code=status.code, signal=status.signal)
     emit("hook-failed", Level.ERROR, f"{label} failed: {failure.describe()}", command=command)
+
+
+async def notify_failure(
+    spawner: Spawner,
+    clock: Clock,
+    kill_now: asyncio.Future[None],
+    launch: LaunchSpec,
+    tail: bytes,
+    bound: float,
+    emit: Emit,
+) -> None:
+    """Run the failure hook with ``tail`` in a private file (LONGRUN_STDERR_TAIL_FILE).
+
+    mkstemp makes it 0600 whatever the umask; it is removed once the hook is done.
+    """
+    import os
+    import tempfile
+
+    fd, path = tempfile.mkstemp(prefix="longrun-tail-")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(tail)
+        launch.env = {**launch.env, "LONGRUN_STDERR_TAIL_FILE": path}
+        await run_hook(spawner, clock, kill_now, launch, bound, emit, label="failure hook")
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)

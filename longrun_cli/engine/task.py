@@ -6,12 +6,12 @@ Decisions come from the pure policy; this module only sequences them in time.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
+from longrun_cli.engine.cadence import Cadence, next_after
 from longrun_cli.engine.events import Event, Level
 from longrun_cli.engine.launch import ExitStatus, LaunchSpec, SpawnError
 from longrun_cli.engine.taskio import (
@@ -58,7 +58,7 @@ DEADLINE: Final = "deadline"
 HALT: Final = "halt"  # this task alone, on request (longrun ctl stop or restart)
 
 
-class Task:
+class Task(Cadence):
     """Runs one TaskSpec to completion (Go's ``Task.Wait``)."""
 
     def __init__(
@@ -138,38 +138,27 @@ class Task:
 
     async def _notify_failure(self, command: str, result: TaskResult) -> None:
         """--on-failure: once, with the failing attempt's stderr tail in a private file."""
-        import tempfile
+        from longrun_cli.engine.hooks import notify_failure
 
-        from longrun_cli.engine.hooks import run_hook
-
+        env = {
+            **self._base_env,
+            "LONGRUN_STATUS": result.status.value,
+            "LONGRUN_EXIT_STATUS": str(result.exit_status),
+            "LONGRUN_ATTEMPTS": str(result.runs),
+        }
+        launch = LaunchSpec(
+            argv=("/bin/sh", "-c", command),
+            env=env,
+            cwd=self.spec.cwd,
+            output_prefix=self._io.output_prefix,
+            output_stamp=self._io.output_stamp,
+            stdin_null=self._io.stdin_null,
+        )
         tail = self._tail.lines() if self._tail is not None else b""
-        fd, path = tempfile.mkstemp(prefix="longrun-tail-")  # 0600, removed below
-        try:
-            with os.fdopen(fd, "wb") as file:
-                file.write(tail)
-            env = {
-                **self._base_env,
-                "LONGRUN_STATUS": result.status.value,
-                "LONGRUN_EXIT_STATUS": str(result.exit_status),
-                "LONGRUN_ATTEMPTS": str(result.runs),
-                "LONGRUN_STDERR_TAIL_FILE": path,
-            }
-            launch = LaunchSpec(
-                argv=("/bin/sh", "-c", command),
-                env=env,
-                cwd=self.spec.cwd,
-                output_prefix=self._io.output_prefix,
-                output_stamp=self._io.output_stamp,
-                stdin_null=self._io.stdin_null,
-            )
-            bound = to_seconds(self.spec.shutdown_timeout)
-            await run_hook(
-                self._spawner, self._clock, self._stop.kill_now, launch, bound, self._emit,
-                label="failure hook",
-            )  # fmt: skip
-        finally:
-            with contextlib.suppress(OSError):
-                os.unlink(path)
+        bound = to_seconds(self.spec.shutdown_timeout)
+        await notify_failure(
+            self._spawner, self._clock, self._stop.kill_now, launch, tail, bound, self._emit
+        )
 
     async def run_hook(self, result: TaskResult, limit: float | None = None) -> None:
         """Run the shutdown hook, if any, bounded by its timeout and by ``limit`` seconds."""
@@ -274,64 +263,7 @@ class Task:
             interrupt = await self._pause(next_tick - now, "sleeping")
             if interrupt is not None:
                 return self._interrupted(interrupt)
-            next_tick = _next_after(next_tick, interval, self._clock.now())
-
-    def _breaks(self, ended: TaskResult | tuple[Decision, Budgets]) -> bool:
-        """Where the task would end (a permanent failure, a spent budget), or a trial failed."""
-        if isinstance(ended, TaskResult):
-            return ended.status in (TaskStatus.FAILED, TaskStatus.EXHAUSTED)
-        return False  # a retry: a trial never gets one (see _on_failure)
-
-    async def _open_circuit(self) -> Interrupt | None:
-        """No runs for the cooldown (doubled at each opening in a row), then one trial."""
-        breaker = self.spec.breaker
-        assert breaker is not None
-        self._openings += 1
-        cooldown = breaker.cooldown_after(self._openings)
-        self._emit(
-            "circuit-open",
-            Level.WARNING,
-            f"circuit open for {format_duration(cooldown)}",
-            openings=self._openings,
-        )
-        self._trace.event("circuit.open", cooldown_seconds=to_seconds(cooldown))
-        interrupt = await self._pause(to_seconds(cooldown), "backoff")
-        if interrupt is not None:
-            return interrupt
-        self._emit("circuit-half-open", Level.INFO, "circuit half-open: one trial run")
-        self._trace.event("circuit.half_open")
-        self._trial = True
-        self._streak = 0
-        return None
-
-    async def _until_fire(self, last: datetime | None) -> Interrupt | None:
-        """Sleep until the schedule's next fire time; those a run outlasted are skipped."""
-        from longrun_cli.policy.schedule import missed_between, next_fire
-
-        schedule = self.spec.schedule
-        assert schedule is not None
-        now = self._clock.wall()
-        if last is not None:
-            missed, first = missed_between(schedule, last, now)
-            if missed:
-                # No overlap and no catching up: a fire time passed during a run is
-                # skipped (Kubernetes' concurrencyPolicy: Forbid).
-                self._emit(
-                    "schedule-skipped",
-                    Level.WARNING,
-                    f"skipped {missed} fire time{'s' if missed > 1 else ''}: the run was still "
-                    "going",
-                    first=first.isoformat() if first is not None else None,
-                )
-        fire = next_fire(schedule, now)
-        while (remaining := (fire - self._clock.wall()).total_seconds()) > 0:
-            # Slept on the monotonic clock, checked on the civil one (a clock set
-            # back or forth while waiting).
-            interrupt = await self._pause(remaining, "sleeping")
-            if interrupt is not None:
-                return interrupt
-        self._fired = fire
-        return None
+            next_tick = next_after(next_tick, interval, self._clock.now())
 
     def _on_failure(
         self, outcome: Outcome, decision: Decision, budgets: Budgets
@@ -609,20 +541,6 @@ class Task:
 # longrun waits for its own copy after the command died of one.
 _TERMINAL_SIGNALS = (signal.SIGINT, signal.SIGQUIT)
 _TERMINAL_PATIENCE = 0.2
-
-
-def _next_after(tick: float, interval: float, now: float) -> float:
-    """The grid point after ``tick`` that is still ahead of ``now``.
-
-    Normally ``tick + interval``. When the wake-up itself came late by a whole
-    interval or more (longrun was suspended with SIGSTOP, the machine slept),
-    the run about to start is the one buffered tick of Go's Ticker: the ticks
-    missed meanwhile are dropped rather than run back to back.
-    """
-    following = tick + interval
-    if now >= following:
-        following += (int((now - following) // interval) + 1) * interval
-    return following
 
 
 def _union(first: tuple[str, ...], second: tuple[str, ...]) -> tuple[str, ...]:

@@ -350,8 +350,11 @@ def test_another_user_is_refused_by_peer_credentials(rundir):
         with running(rundir, "-t", WEB, control=sock) as group:
             group.wait_state("web", "running")
             sock.chmod(0o666)
+            # The client writes a moment after connecting, when the refusal is already
+            # on its way: it must still be able to write, then read the refusal.
             client = (
-                "import socket,sys;s=socket.socket(socket.AF_UNIX);s.connect(sys.argv[1]);"
+                "import socket,sys,time;s=socket.socket(socket.AF_UNIX);s.connect(sys.argv[1]);"
+                "time.sleep(0.3);"
                 's.sendall(b\'{"version":1,"verb":"status"}\\n\');print(s.makefile().readline())'
             )
             result = subprocess.run(

@@ -39,7 +39,6 @@ _RICH_STYLES = {
     "1;31": "bold red",
     "2": "dim",
 }
-_PREFIX_COLOURS = (36, 33, 32, 35, 34, 31, 96, 93, 92, 95, 94, 91)
 
 
 def colour(stream: IO[str]) -> bool:
@@ -144,16 +143,11 @@ def _live(first: dict[str, Any], responses: Iterator[dict[str, Any]]) -> None:
 
 def print_logs(first: dict[str, Any], responses: Iterator[dict[str, Any]]) -> None:
     """Each line behind its task's name, padded as the group pads them."""
+    from longrun_cli.cli.render import output_prefixes
+
     names = [str(name) for name in first.get("tasks", [])]
-    width = max((len(name) for name in names), default=0)
-    coloured = colour(sys.stdout)
-    prefixes: dict[str, bytes] = {}
-    for position, name in enumerate(names):
-        text = f"{name.ljust(width)} | "
-        if coloured:
-            code = _PREFIX_COLOURS[position % len(_PREFIX_COLOURS)]
-            text = f"\x1b[{code}m{name.ljust(width)} |\x1b[0m "
-        prefixes[name] = text.encode("utf-8", "surrogateescape")
+    # The prefixes the group itself prints: padded, a colour per task on a terminal.
+    prefixes = output_prefixes(names, enabled=True, stream=sys.stdout) if names else {}
     out = sys.stdout.buffer
     for response in itertools.chain([first], responses):
         for item in response.get("lines", []):

@@ -179,10 +179,12 @@ def as_url(raw: Any) -> str:
 
 def as_group_name(raw: Any) -> str:
     """``[runner] name``: it names the control socket file, so one printable path component."""
-    name = as_string(raw)
-    if name in (".", "..") or "/" in name or not name.isprintable():
-        raise SpecError(f"a group name is one printable file name, got {_toml(raw)}")
-    return name
+    from longrun_cli.control.paths import ControlError, check_name
+
+    try:
+        return check_name(as_string(raw))
+    except ControlError:
+        raise SpecError(f"a group name is one printable file name, got {_toml(raw)}") from None
 
 
 def _toml(raw: Any) -> str:

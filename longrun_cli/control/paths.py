@@ -39,10 +39,6 @@ def default_path(name: str, environ: dict[str, str] | os._Environ[str] = os.envi
     return os.path.join(base, check_name(name) + ".sock")
 
 
-def socket_path(name: str, explicit: str | None) -> str:
-    return explicit if explicit else default_path(name)
-
-
 class Listening(NamedTuple):
     """A bound control socket and the file it made (removed only if still that file)."""
 

@@ -27,13 +27,14 @@ def bytes_per_task(tasks: int) -> int:
 class LogRing:
     # A group of 2,000 tasks has 2,000 rings: nothing is allocated before a line comes.
     __slots__ = (
+        "_blocks",
         "_byte_limit",
         "_bytes",
         "_capacity",
+        "_count",
         "_line_limit",
         "_partial",
         "followers",
-        "lines",
     )
 
     def __init__(
@@ -42,7 +43,10 @@ class LogRing:
         line_limit: int = LINE_LIMIT,
         byte_limit: int = GROUP_BYTES,
     ) -> None:
-        self.lines: deque[bytes] | None = None
+        # The lines of each chunk as one block: storing and evicting cost the same
+        # whatever the number of lines (a group's hot path), lines are cut on reading.
+        self._blocks: deque[tuple[list[bytes], int]] | None = None
+        self._count = 0
         self._capacity = capacity
         self._line_limit = line_limit
         self._byte_limit = byte_limit
@@ -74,9 +78,18 @@ class LogRing:
             self._add([rest])
 
     def tail(self, count: int) -> list[bytes]:
-        if count <= 0 or self.lines is None:
-            return []
-        return list(self.lines)[-count:]
+        """The last ``count`` lines kept: at most ``capacity``, within the byte limit."""
+        wanted = min(count, self._capacity)
+        kept: list[bytes] = []
+        size = 0
+        for lines, _ in reversed(self._blocks or ()):
+            for line in reversed(lines):
+                cost = len(line) + LINE_OVERHEAD
+                if len(kept) >= wanted or (kept and size + cost > self._byte_limit):
+                    return kept[::-1]
+                kept.append(line)
+                size += cost
+        return kept[::-1]
 
     def follow(self, follower: Callable[[list[bytes]], None]) -> None:
         if self.followers is _NO_FOLLOWERS:
@@ -88,19 +101,27 @@ class LogRing:
 
     def _add(self, lines: list[bytes]) -> None:
         limit = self._line_limit
-        if any(len(line) > limit for line in lines):
+        if max(map(len, lines)) > limit:
             lines = [
                 line[start : start + limit]
                 for line in lines
                 for start in range(0, max(len(line), 1), limit)
             ]
-        kept = self.lines
-        if kept is None:
-            kept = self.lines = deque()
-        kept.extend(lines)
-        self._bytes += sum(map(len, lines)) + LINE_OVERHEAD * len(lines)
-        while len(kept) > self._capacity or (self._bytes > self._byte_limit and len(kept) > 1):
-            self._bytes -= len(kept.popleft()) + LINE_OVERHEAD
+        blocks = self._blocks
+        if blocks is None:
+            blocks = self._blocks = deque()
+        cost = sum(map(len, lines)) + LINE_OVERHEAD * len(lines)
+        blocks.append((lines, cost))
+        self._count += len(lines)
+        self._bytes += cost
+        # A block goes once the blocks after it hold enough lines or bytes for any tail.
+        while len(blocks) > 1 and (
+            self._count - len(blocks[0][0]) >= self._capacity
+            or self._bytes - blocks[0][1] >= self._byte_limit
+        ):
+            old, old_cost = blocks.popleft()
+            self._count -= len(old)
+            self._bytes -= old_cost
         if self.followers:
             for follower in list(self.followers):
                 follower(lines)

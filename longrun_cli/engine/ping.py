@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 
-from longrun_cli.policy.group import check_http_url
+from longrun_cli.engine.http import http_status
 
 PATIENCE = 5.0  # seconds for one ping
 BODY_LIMIT = 10_000  # bytes of stderr tail in a /fail ping
@@ -46,7 +46,7 @@ class Pinger:
             suffix, body = item
             url = self._url + suffix
             try:
-                status = await asyncio.wait_for(_request(url, body), PATIENCE)
+                status = await asyncio.wait_for(http_status(url, body), PATIENCE)
             except TimeoutError:
                 self._warn(f"ping {url}: no answer within {PATIENCE:g}s")
             except (OSError, ValueError) as exc:
@@ -54,33 +54,3 @@ class Pinger:
             else:
                 if not 200 <= status < 300:
                     self._warn(f"ping {url}: answered {status}")
-
-
-async def _request(url: str, body: bytes | None) -> int:
-    """One GET (or POST with ``body``); the response's status code."""
-    scheme, host, port, path = check_http_url(url)
-    ssl = None
-    if scheme == "https":
-        import ssl as ssl_module
-
-        ssl = ssl_module.create_default_context()
-    reader, writer = await asyncio.open_connection(
-        host, port, ssl=ssl, server_hostname=host if ssl else None
-    )
-    try:
-        method = "GET" if body is None else "POST"
-        head = (
-            f"{method} {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: longrun\r\n"
-            f"Content-Length: {len(body or b'')}\r\nConnection: close\r\n\r\n"
-        )
-        writer.write(head.encode("ascii", "replace") + (body or b""))
-        await writer.drain()
-        status_line = await reader.readline()
-    finally:
-        writer.close()
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()
-    parts = status_line.split()
-    if len(parts) < 2 or not parts[1].isdigit():
-        raise ValueError(f"not an HTTP answer: {status_line[:60]!r}")
-    return int(parts[1])

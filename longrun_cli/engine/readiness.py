@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from longrun_cli.engine.launch import LaunchSpec, SpawnError
 from longrun_cli.policy.duration import format_duration, to_seconds
-from longrun_cli.policy.group import check_http_url, split_host_port
+from longrun_cli.policy.group import split_host_port
 
 if TYPE_CHECKING:
     from longrun_cli.engine.clock import Clock
@@ -117,24 +117,6 @@ async def tcp_ok(address: str) -> bool:
 
 async def http_ok(url: str) -> bool:
     """A GET of ``url`` is answered 2xx or 3xx (redirects are not followed)."""
-    scheme, host, port, path = check_http_url(url)
-    ssl = None
-    if scheme == "https":
-        import ssl as ssl_module
+    from longrun_cli.engine.http import http_status
 
-        ssl = ssl_module.create_default_context()
-    reader, writer = await asyncio.open_connection(host, port, ssl=ssl)
-    try:
-        authority = host if ":" not in host else f"[{host}]"
-        writer.write(
-            f"GET {path} HTTP/1.1\r\nHost: {authority}:{port}\r\nUser-Agent: longrun\r\n"
-            "Connection: close\r\n\r\n".encode("ascii", "replace")
-        )
-        await writer.drain()
-        status_line = await reader.readline()
-    finally:
-        writer.close()
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()
-    parts = status_line.split()
-    return len(parts) >= 2 and parts[0].startswith(b"HTTP/") and parts[1][:1] in (b"2", b"3")
+    return 200 <= await http_status(url) < 400

@@ -141,13 +141,11 @@ class TaskState:
             return "running"
         return "ready" if self.ready.is_set() else "starting"
 
-    def refresh(self, now: float) -> bool:
-        """Note the time of a change of state; True when the state changed."""
+    def refresh(self, now: float) -> None:
+        """Note the time of a change of state."""
         name = self.state_name()
-        if name == self.shown:
-            return False
-        self.shown, self.since = name, now
-        return True
+        if name != self.shown:
+            self.shown, self.since = name, now
 
     def view(self) -> TaskView:
         progress = self.progress

@@ -83,12 +83,18 @@ async def notify_failure(
     import os
     import tempfile
 
-    fd, path = tempfile.mkstemp(prefix="longrun-tail-")
+    path = ""
     try:
+        fd, path = tempfile.mkstemp(prefix="longrun-tail-")
         with os.fdopen(fd, "wb") as file:
             file.write(tail)
+    except OSError as exc:
+        # A full or unwritable temporary directory costs the tail, not the notification.
+        emit("hook-tail", Level.WARNING, f"stderr tail not saved: {exc.strerror or exc}")
+    try:
         launch.env = {**launch.env, "LONGRUN_STDERR_TAIL_FILE": path}
         await run_hook(spawner, clock, kill_now, launch, bound, emit, label="failure hook")
     finally:
-        with contextlib.suppress(OSError):
-            os.unlink(path)
+        if path:
+            with contextlib.suppress(OSError):
+                os.unlink(path)

@@ -435,3 +435,22 @@ def test_breaker_values_and_its_scope_are_checked():
             parse_breaker(bad)
     with pytest.raises(SpecError, match="for --interval or --schedule tasks"):
         spec(breaker=parse_breaker("1s"))
+
+
+def test_a_full_disk_costs_the_stderr_tail_not_the_failure_notification(monkeypatch):
+    """mkstemp or the write failing (ENOSPC): a warning, the hook runs, no exception."""
+    import errno
+    import tempfile
+
+    def full(*_args: object, **_kwargs: object) -> tuple[int, str]:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(tempfile, "mkstemp", full)
+    result, spawner, sink = run(spec(on_failure="notify"), [fail(3)])
+    assert result.status is TaskStatus.FAILED
+    hooks = [s for s in spawner.launches if s.argv == ("/bin/sh", "-c", "notify")]
+    assert len(hooks) == 1
+    assert hooks[0].env["LONGRUN_STDERR_TAIL_FILE"] == ""
+    assert [e.message for e in sink.events if e.name == "hook-tail"] == [
+        "stderr tail not saved: No space left on device"
+    ]

@@ -244,12 +244,24 @@ def _system_python_matches() -> bool:
         [str(system), "-c", "import sys; print(sys.version_info[:2])"],
         capture_output=True, text=True, check=False,
     ).stdout.strip()  # fmt: skip
-    return version == str(sys.version_info[:2])
+    return version == str(sys.version_info[:2]) and _readable_by_others(Path(sys.prefix))
+
+
+def _readable_by_others(path: Path) -> bool:
+    """nobody can reach ``path`` (the checkout and its .venv): every directory above is o+x.
+
+    A checkout in a private directory (``mktemp -d`` makes 0700) cannot be imported
+    by another user at all; the test would fail for that alone.
+    """
+    import stat
+
+    return all(os.stat(directory).st_mode & stat.S_IXOTH for directory in [path, *path.parents])
 
 
 @pytest.mark.skipif(
     not _system_python_matches(),
-    reason="needs root, setpriv and a system python of the test's version (RLIMIT_NPROC spares root)",
+    reason="needs root, setpriv, a system python of the test's version (RLIMIT_NPROC spares "
+    "root) and a checkout other users can read",
 )
 def test_a_group_under_a_small_process_limit_fails_in_one_clear_line(tmp_path: Path):
     """ulimit -u 40 and 60 tasks, as an unprivileged user: 126 naming the limit, no traceback."""

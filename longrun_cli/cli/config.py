@@ -6,6 +6,7 @@ the key, with a "did you mean" for misspelt keys.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections.abc import Callable, Sequence
@@ -24,7 +25,6 @@ from longrun_cli.policy.group import (
     DependencyError,
     GroupSpec,
     GroupTask,
-    ReadyProbe,
 )
 from longrun_cli.policy.matcher import Matcher
 from longrun_cli.policy.rule import RetryRule
@@ -47,6 +47,7 @@ PROCFILE_LINE = re.compile(r"^([A-Za-z0-9_.-]+):\s*(.+)$")
 
 RUNNER_KEYS = (
     "shutdown_timeout", "kill_after", "name", "control", "log_lines", "env_file", "port",
+    "state",
 )  # fmt: skip
 TASK_KEYS = (
     "command",
@@ -77,9 +78,10 @@ TASK_KEYS = (
     "on_failure",
     "ping",
     "circuit_breaker",
+    "health",
+    "retry_unhealthy",
 )
-RULE_KEYS = ("exit_codes", "stderr", "signals", "timeout", "retries", "backoff")
-READY_KEYS = ("stdout", "stderr", "output", "command", "http", "tcp", "interval", "timeout")
+RULE_KEYS = ("exit_codes", "stderr", "signals", "timeout", "unhealthy", "retries", "backoff")
 
 
 # Characters that give a command line meaning only a shell can supply.
@@ -252,7 +254,19 @@ class _TomlLoader:
         tasks = data.get("tasks")
         if not isinstance(tasks, dict) or not tasks:
             raise self.error(("tasks",), "define at least one [tasks.NAME] table")
+        state = None
+        if "state" in runner:
+            # One file for the group, an entry per task; relative to this file.
+            raw = self.value(("runner", "state"), runner["state"], values.as_path)
+            state = os.path.join(os.path.dirname(os.path.abspath(self.path)), raw)
         group_tasks = [self.task(name, table, kill_after) for name, table in tasks.items()]
+        if state is not None:
+            group_tasks = [
+                dataclasses.replace(
+                    task, spec=TaskSpec(**{**task.spec._asdict(), "state_file": state})
+                )
+                for task in group_tasks
+            ]
         name = control = None
         log_lines = DEFAULT_LOG_LINES
         if "name" in runner:
@@ -317,6 +331,10 @@ class _TomlLoader:
             fields["breaker"] = self.value(
                 (*where, "circuit_breaker"), table["circuit_breaker"], values.as_breaker
             )
+        if "health" in table:
+            from longrun_cli.cli.config_probes import read_health
+
+            fields["health"] = read_health(self, where, table["health"])
         if "foreground" in table:
             fields["foreground"] = self.value(
                 (*where, "foreground"), table["foreground"], values.as_bool
@@ -335,7 +353,11 @@ class _TomlLoader:
         fields["policy"] = self.policy(where, table)
         spec = self.value(where, fields, lambda f: TaskSpec(**f))
         depends = self.depends(where, table.get("depends_on", {}))
-        ready = self.ready(where, table["ready"]) if "ready" in table else None
+        ready = None
+        if "ready" in table:
+            from longrun_cli.cli.config_probes import read_ready
+
+            ready = read_ready(self, where, table["ready"])
         scale = 1
         if "scale" in table:
             scale = self.value((*where, "scale"), table["scale"], values.as_scale)
@@ -382,6 +404,10 @@ class _TomlLoader:
             raw = table["retry_timeout"]
             spec = "" if raw is True else raw
             rules.append(self.value((*where, "retry_timeout"), spec, values.as_timeout_rule))
+        if "retry_unhealthy" in table:
+            raw = table["retry_unhealthy"]
+            spec = "" if raw is True else raw
+            rules.append(self.value((*where, "retry_unhealthy"), spec, values.as_unhealthy_rule))
         success: frozenset[int] = frozenset()
         if "success_exit_codes" in table:
             success = self.value(
@@ -400,12 +426,18 @@ class _TomlLoader:
         if "stderr" in rule:
             stderr = self.value((*where, "stderr"), rule["stderr"], values.as_regex)
         timeout = self.value((*where, "timeout"), rule.get("timeout", False), values.as_bool)
+        unhealthy = self.value((*where, "unhealthy"), rule.get("unhealthy", False), values.as_bool)
         matchers: list[Matcher] = []
         if "exit_codes" in rule and "signals" in rule:
             # An attempt either exits or is killed: such a rule could never fire.
             raise self.error(where, "a rule cannot match both exit_codes and signals")
-        if timeout and len(rule.keys() & {"exit_codes", "signals", "stderr"}):
-            raise self.error(where, "timeout = true cannot be combined with other conditions")
+        for flag, name in ((timeout, "timeout"), (unhealthy, "unhealthy")):
+            if (
+                flag
+                and len(rule.keys() & {"exit_codes", "signals", "stderr", "timeout", "unhealthy"})
+                > 1
+            ):
+                raise self.error(where, f"{name} = true cannot be combined with other conditions")
         if "exit_codes" in rule:
             codes = self.value((*where, "exit_codes"), rule["exit_codes"], values.as_codes)
             matchers = [Matcher(exit_codes=frozenset({c}), stderr=stderr) for c in sorted(codes)]
@@ -416,8 +448,13 @@ class _TomlLoader:
             matchers = [Matcher(stderr=stderr)]
         elif timeout:
             matchers = [Matcher(timeout=True)]
+        elif unhealthy:
+            matchers = [Matcher(unhealthy=True)]
         else:
-            raise self.error(where, "a rule needs exit_codes, stderr, signals or timeout = true")
+            raise self.error(
+                where,
+                "a rule needs exit_codes, stderr, signals, timeout = true or unhealthy = true",
+            )
         return [self.value(where, m, lambda m: RetryRule(m, retries, backoff)) for m in matchers]
 
     def depends(self, where: tuple[str, ...], raw: Any) -> tuple[tuple[str, Condition], ...]:
@@ -438,23 +475,6 @@ class _TomlLoader:
                     f"condition {condition!r} must be one of started, ready, succeeded",
                 ) from None
         return tuple(result)
-
-    def ready(self, where: tuple[str, ...], raw: Any) -> ReadyProbe:
-        key = (*where, "ready")
-        if not isinstance(raw, dict):
-            raise self.error(key, 'must be a table like { stdout = "Listening" }')
-        self.check_keys(key, raw, READY_KEYS)
-        fields: dict[str, Any] = {}
-        for name in ("stdout", "stderr", "output"):
-            if name in raw:
-                fields[name] = self.value((*key, name), raw[name], values.as_regex)
-        for name in ("command", "http", "tcp"):
-            if name in raw:
-                fields[name] = self.value((*key, name), raw[name], values.as_string)
-        for name in ("interval", "timeout"):
-            if name in raw:
-                fields[name] = self.value((*key, name), raw[name], values.as_positive_duration)
-        return self.value(key, fields, lambda f: ReadyProbe(**f))
 
 
 def _header_pattern(path: tuple[str, ...], *, prefix: bool) -> re.Pattern[str]:

@@ -203,6 +203,14 @@ def cli() -> None:
     help="Retry attempts that hit --timeout.",
 )
 @click.option(
+    "--retry-unhealthy",
+    metavar="[RETRIES][:BACKOFF]",
+    is_flag=False,
+    flag_value="",
+    default=None,
+    help="Retry attempts stopped by a failing --health probe.",
+)
+@click.option(
     "--jitter",
     metavar="RATIO",
     default="0",
@@ -215,6 +223,31 @@ def cli() -> None:
     help="Extra exit codes that count as success.",
 )
 @click.option("--shutdown", metavar="COMMAND", help="Hook run by sh -c after the task stopped.")
+@click.option(
+    "--ready",
+    metavar="PROBE",
+    help="systemd READY=1 once PROBE passes: http:URL tcp:HOST:PORT stdout: stderr: output:REGEX"
+    " cmd:COMMAND.",
+)
+@click.option(
+    "--health",
+    metavar="PROBE",
+    help="Liveness PROBE while the command runs; WATCHDOG=1 only while it passes.",
+)
+@click.option(
+    "--health-interval", metavar="DURATION", help="Time between health checks (default 10s)."
+)
+@click.option("--health-timeout", metavar="DURATION", help="Bound of each check (default 5s).")
+@click.option(
+    "--health-failures",
+    metavar="N",
+    help="Failed checks in a row that stop the attempt as unhealthy (default 3).",
+)
+@click.option(
+    "--state-file",
+    metavar="PATH",
+    help="Keep retry budgets and backoff here across restarts of longrun.",
+)
 @click.option(
     "--circuit-breaker",
     metavar="COOLDOWN[,MAX]",

@@ -10,6 +10,11 @@ EXIT_STATUS = [
     ("the command's status", "Permanent failure, or retries exhausted."),
     ("128+N", "The failing attempt was killed by signal N."),
     ("124", "The attempt timed out (--timeout) or the --deadline passed."),
+    (
+        "unhealthy",
+        "An attempt stopped by its failing --health probe ends with the command's own "
+        "status after the stop (143 for a TERM), or 1 if that was 0.",
+    ),
     ("125", "longrun itself failed: bad usage or an invalid value, named on stderr."),
     ("126", "The command was found but could not be executed."),
     ("127", "The command was not found."),
@@ -228,11 +233,11 @@ GROUP_KEYS = [
     (
         "retry",
         'A list of rules: exit_codes (list or "64-78"), stderr (regex), signals, '
-        "timeout = true; with retries and backoff. exit_codes and stderr in one rule "
-        "must both match.",
+        "timeout = true or unhealthy = true; with retries and backoff. exit_codes and "
+        "stderr in one rule must both match.",
     ),
     (
-        "retry_exit_code, retry_stderr, retry_signal, retry_timeout",
+        "retry_exit_code, retry_stderr, retry_signal, retry_timeout, retry_unhealthy",
         "The longrun exec spec strings, one or a list.",
     ),
     ("success_exit_codes", "Extra exit codes that count as success."),
@@ -248,7 +253,15 @@ GROUP_KEYS = [
         '3xx, redirects not followed), { tcp = "HOST:PORT" } (a connection accepted); the '
         "last three are tried every interval (default 1s); all within timeout (default "
         "30s), after which dependents fail. Without it a task is ready once started. A task "
-        "waiting for its dependencies says every 5 s what it waits for.",
+        "waiting for its dependencies says every 5 s what it waits for. A probe string as "
+        'longrun-exec(1) --ready writes it works too: ready = "tcp:127.0.0.1:5432".',
+    ),
+    (
+        "health",
+        "A liveness probe, as longrun-exec(1) --health: a probe string, or a table with "
+        "one probe key and interval (10s), timeout (5s), failures (3). Checks start once "
+        "the task is ready; an unhealthy task is retried only by retry_unhealthy or an "
+        "unhealthy = true rule. No WATCHDOG=1 while any task's last check failed.",
     ),
     (
         "on_failure",
@@ -289,4 +302,9 @@ GROUP_KEYS = [
         "interval. Exclusive with interval.",
     ),
     ("cwd", "Working directory, relative to the file."),
+    (
+        "state",
+        "In [runner]: one state file for every task, an entry per task, as longrun-exec(1) "
+        "--state-file (relative to the file).",
+    ),
 ]

@@ -31,19 +31,26 @@ class ExecOptions:
         "delay",
         "env_file",
         "foreground",
+        "health",
+        "health_failures",
+        "health_interval",
+        "health_timeout",
         "interval",
         "jitter",
         "kill_after",
         "name",
         "on_failure",
         "ping",
+        "ready",
         "retry_exit_code",
         "retry_signal",
         "retry_stderr",
         "retry_timeout",
+        "retry_unhealthy",
         "schedule",
         "shutdown",
         "shutdown_timeout",
+        "state_file",
         "stop_signal",
         "success_exit_code",
         "timeout",
@@ -76,6 +83,13 @@ class ExecOptions:
         on_failure: str | None = None,
         ping: str | None = None,
         circuit_breaker: str | None = None,
+        ready: str | None = None,
+        health: str | None = None,
+        health_interval: str | None = None,
+        health_timeout: str | None = None,
+        health_failures: str | None = None,
+        retry_unhealthy: str | None = None,
+        state_file: str | None = None,
     ) -> None:
         self.command = command
         self.name = name
@@ -100,6 +114,13 @@ class ExecOptions:
         self.on_failure = on_failure
         self.ping = ping
         self.circuit_breaker = circuit_breaker
+        self.ready = ready
+        self.health = health
+        self.health_interval = health_interval
+        self.health_timeout = health_timeout
+        self.health_failures = health_failures
+        self.retry_unhealthy = retry_unhealthy
+        self.state_file = state_file
 
 
 def build_task_spec(options: ExecOptions) -> TaskSpec:
@@ -122,6 +143,8 @@ def build_task_spec(options: ExecOptions) -> TaskSpec:
         on_failure=options.on_failure or None,
         ping=_ping(options.ping),
         breaker=_breaker(options.circuit_breaker),
+        state_file=_state_file(options.state_file),
+        **_probes(options),
         **_env_files(options.env_file),
         **_schedule(options.schedule, options.timezone),
     )
@@ -133,6 +156,49 @@ def _breaker(text: str | None) -> Breaker | None:
     from longrun_cli.policy.breaker import parse_breaker
 
     return parse_breaker(text)
+
+
+def _probes(options: ExecOptions) -> dict[str, Any]:
+    """--ready and --health (with its --health-* settings), when given."""
+    if options.health is None:
+        tuning = (options.health_interval, options.health_timeout, options.health_failures)
+        if any(value is not None for value in tuning):
+            raise SpecError(
+                "--health-interval, --health-timeout and --health-failures need --health"
+            )
+        if options.retry_unhealthy is not None:
+            raise SpecError("--retry-unhealthy needs --health")
+        if options.ready is None:
+            return {}
+    # Imported only when a probe is given: start-up matters.
+    from longrun_cli.policy.probes import HealthCheck, parse_failures, parse_probe
+
+    found: dict[str, Any] = {}
+    if options.ready is not None:
+        found["ready"] = parse_probe(options.ready, "--ready")
+    if options.health is not None:
+        settings: dict[str, Any] = {
+            "interval": _duration("--health-interval", options.health_interval),
+            "timeout": _duration("--health-timeout", options.health_timeout),
+        }
+        if options.health_failures is not None:
+            settings["failures"] = parse_failures(options.health_failures)
+        probe = parse_probe(options.health, "--health")
+        try:
+            found["health"] = HealthCheck(
+                probe, **{key: value for key, value in settings.items() if value is not None}
+            )
+        except SpecError as exc:
+            raise SpecError(f"--health: {exc}") from None
+    return found
+
+
+def _state_file(path: str | None) -> str | None:
+    if path is None:
+        return None
+    if not path:
+        raise SpecError("--state-file: empty path")
+    return os.path.abspath(path)
 
 
 def _ping(url: str | None) -> str | None:
@@ -173,6 +239,7 @@ def _has_policy(options: ExecOptions) -> bool:
         or options.retry_stderr
         or options.retry_signal
         or options.retry_timeout is not None
+        or options.retry_unhealthy is not None
         or options.success_exit_code
         or options.jitter.strip() not in ("0", "")
     )
@@ -186,6 +253,7 @@ def _policy(options: ExecOptions) -> RetryPolicy:
         parse_signal_rule,
         parse_stderr_rule,
         parse_timeout_rule,
+        parse_unhealthy_rule,
     )
 
     rules: list[RetryRule] = []
@@ -197,6 +265,8 @@ def _policy(options: ExecOptions) -> RetryPolicy:
         rules += parse_signal_rule(spec)
     if options.retry_timeout is not None:
         rules.append(parse_timeout_rule(options.retry_timeout))
+    if options.retry_unhealthy is not None:
+        rules.append(parse_unhealthy_rule(options.retry_unhealthy))
     success: set[int] = set()
     for codes in options.success_exit_code:
         success |= _named("--success-exit-code", codes, parse_codes)

@@ -60,6 +60,14 @@ def describe_plan(spec: TaskSpec) -> str:
         # Names only: an env file is where secrets live, and plans end up in CI logs.
         keys = ", ".join(sorted(spec.file_env)) or "nothing"
         lines.append(f"env files:   {', '.join(spec.env_files)} (set {keys}; values not shown)")
+    if spec.ready is not None:
+        lines.append(f"ready when:  {spec.ready.what()}, tried every 1s (then systemd's READY=1)")
+    if spec.health is not None:
+        lines.append(f"health:      {spec.health.describe()} (WATCHDOG=1 only while healthy)")
+    if spec.state_file is not None:
+        lines.append(
+            f"state file:  {spec.state_file} (budgets and backoff survive a restart of longrun)"
+        )
     if spec.breaker is not None:
         lines.append(
             f"breaker:     where the task would end, the circuit opens: {spec.breaker.describe()}"
@@ -153,6 +161,7 @@ def plan_record(spec: TaskSpec) -> dict[str, Any]:
                 if matcher.signals
                 else None,
                 "timeout": matcher.timeout,
+                "unhealthy": matcher.unhealthy,
                 "retries": rule.retries,
                 "backoff": {
                     "initial": format_duration(rule.backoff.initial),
@@ -184,6 +193,15 @@ def plan_record(spec: TaskSpec) -> dict[str, Any]:
             "max": format_duration(spec.breaker.max_cooldown),
         },
         "shutdown_timeout": format_duration(spec.shutdown_timeout),
+        "health": None
+        if spec.health is None
+        else {
+            spec.health.probe.kind: getattr(spec.health.probe, spec.health.probe.kind),
+            "interval": format_duration(spec.health.interval),
+            "timeout": format_duration(spec.health.timeout),
+            "failures": spec.health.failures,
+        },
+        "state_file": spec.state_file,
         "schedule": None
         if spec.schedule is None
         else {
@@ -198,7 +216,10 @@ def plan_record(spec: TaskSpec) -> dict[str, Any]:
 
 
 def exec_plan_record(spec: TaskSpec) -> dict[str, Any]:
-    return {**plan_record(spec), "arguments": exec_arguments(spec)}
+    ready = None
+    if spec.ready is not None:
+        ready = {spec.ready.kind: getattr(spec.ready, spec.ready.kind), "interval": "1s"}
+    return {**plan_record(spec), "ready": ready, "arguments": exec_arguments(spec)}
 
 
 def group_plan_record(group: GroupSpec) -> dict[str, Any]:
@@ -271,6 +292,7 @@ def exec_arguments(spec: TaskSpec) -> list[str]:
     if spec.breaker is not None:
         cooldown, maximum = spec.breaker
         args.append(f"--circuit-breaker={format_duration(cooldown)},{format_duration(maximum)}")
+    args += _probe_arguments(spec)
     args += [f"--env-file={path}" for path in spec.env_files]
     if spec.schedule is not None:
         args.append(f"--schedule={spec.schedule.text}")
@@ -287,6 +309,8 @@ def exec_arguments(spec: TaskSpec) -> list[str]:
         matcher = rule.matcher
         if matcher.timeout:
             args.append(f"--retry-timeout={budget}")
+        elif matcher.unhealthy:
+            args.append(f"--retry-unhealthy={budget}")
         elif len(matcher.signals or ()) == 1 and matcher.stderr is None and not matcher.exit_codes:
             assert matcher.signals is not None
             (number,) = matcher.signals
@@ -300,3 +324,23 @@ def exec_arguments(spec: TaskSpec) -> list[str]:
         else:
             raise ValueError(f"no exec option expresses the rule {rule.describe()!r}")
     return [*args, "--", *spec.argv]
+
+
+def _probe_arguments(spec: TaskSpec) -> list[str]:
+    """--ready, --health and its settings, --state-file."""
+    args: list[str] = []
+    if spec.ready is not None or spec.health is not None:
+        from longrun_cli.policy.probes import probe_text
+
+        if spec.ready is not None:
+            args.append(f"--ready={probe_text(spec.ready)}")
+        if spec.health is not None:
+            args += [
+                f"--health={probe_text(spec.health.probe)}",
+                f"--health-interval={format_duration(spec.health.interval)}",
+                f"--health-timeout={format_duration(spec.health.timeout)}",
+                f"--health-failures={spec.health.failures}",
+            ]
+    if spec.state_file is not None:
+        args.append(f"--state-file={spec.state_file}")
+    return args

@@ -35,6 +35,8 @@ def run_exec(spec: TaskSpec, renderer: LogRenderer) -> int:
         work,
         renderer,
         forward_winch=not spec.foreground,
+        # With --ready, systemd hears READY=1 once the probe passed, not at the start.
+        ready_event="ready" if spec.ready is not None else "start",
         grace=to_seconds(spec.kill_after),
         stop_signal=spec.stop_signal,
     )

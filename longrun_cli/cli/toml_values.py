@@ -14,7 +14,13 @@ from longrun_cli.policy.errors import SpecError, quote
 from longrun_cli.policy.matcher import compile_pattern
 from longrun_cli.policy.rule import RetryRule
 from longrun_cli.policy.signals import parse_signal
-from longrun_cli.policy.spec import parse_backoff, parse_codes, parse_retries, parse_timeout_rule
+from longrun_cli.policy.spec import (
+    parse_backoff,
+    parse_codes,
+    parse_retries,
+    parse_timeout_rule,
+    parse_unhealthy_rule,
+)
 
 _SHELL_SYNTAX = frozenset("$`\\\"'*?[]~|&;<>(){}#=%!\n")
 # Words a shell runs itself (keywords and builtins with no binary of the same effect).
@@ -301,3 +307,11 @@ def as_timeout_rule(raw: Any) -> RetryRule:
     if not isinstance(raw, str):
         raise SpecError(f'expected true or "[RETRIES][:BACKOFF]", got {_toml(raw)}')
     return parse_timeout_rule(raw)
+
+
+def as_unhealthy_rule(raw: Any) -> RetryRule:
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        raw = str(raw)
+    if not isinstance(raw, str):
+        raise SpecError(f'expected true or "[RETRIES][:BACKOFF]", got {_toml(raw)}')
+    return parse_unhealthy_rule(raw)

@@ -40,6 +40,7 @@ class LaunchSpec:
         "output_stamp",
         "own_group",
         "quiet",
+        "repeated_patterns",
         "stderr_patterns",
         "stderr_tail",
         "stdin_null",
@@ -66,6 +67,7 @@ class LaunchSpec:
         log: LogRing | None = None,
         output_stamp: Callable[[], bytes] | None = None,
         stderr_tail: StderrTail | None = None,
+        repeated_patterns: frozenset[str] = frozenset(),
     ) -> None:
         self.argv = argv
         self.env = env
@@ -90,6 +92,8 @@ class LaunchSpec:
         self.output_stamp = output_stamp
         # --on-failure: the attempt's last stderr lines (stderr is piped for it)
         self.stderr_tail = stderr_tail
+        # --health with a regex (a heartbeat): reported every time, not only the first
+        self.repeated_patterns = repeated_patterns
 
 
 class ExitStatus(NamedTuple):

@@ -322,6 +322,7 @@ class Supervisor:
                 spec.on_stdout_match,
                 spec.log,
                 spec.output_stamp,
+                repeated=spec.repeated_patterns,
             )
         if err_pipe is not None:
             child._stderr_copier = copier_for(
@@ -333,6 +334,7 @@ class Supervisor:
                 spec.log,
                 spec.output_stamp,
                 spec.stderr_tail,
+                repeated=spec.repeated_patterns,
             )
         self._reap()
         return child

@@ -31,6 +31,7 @@ class Prober:
         self._spawner = spawner
         self._clock = clock
         self._kill_now = kill_now
+        self._last_failure = "failed"
 
     async def watch(
         self,
@@ -63,11 +64,16 @@ class Prober:
                 pause.cancel()
 
     async def try_once(self, probe: ReadyProbe, task: Task, limit: float) -> bool:
+        return await self.check(probe, task, limit) is None
+
+    async def check(self, probe: ReadyProbe, task: Task, limit: float) -> str | None:
+        """One try of a command, HTTP or TCP probe: None if it passed, else why not."""
         if probe.http is not None:
-            return await _bounded(http_ok(probe.http), limit)
+            return await _bounded(_http_failure(probe.http), limit)
         if probe.tcp is not None:
-            return await _bounded(tcp_ok(probe.tcp), limit)
-        return await self._command_ok(probe.command or "false", task, limit)
+            return await _bounded(_tcp_failure(probe.tcp), limit)
+        passed = await self._command_ok(probe.command or "false", task, limit)
+        return None if passed else self._last_failure
 
     async def _command_ok(self, command: str, task: Task, limit: float) -> bool:
         launch = LaunchSpec(
@@ -79,7 +85,8 @@ class Prober:
         )
         try:
             child = self._spawner.spawn(launch)
-        except SpawnError:
+        except SpawnError as exc:
+            self._last_failure = str(exc)
             return False
         timer = asyncio.ensure_future(self._clock.sleep(limit))
         try:
@@ -92,17 +99,41 @@ class Prober:
             raise
         finally:
             timer.cancel()
-        if not child.exited.done():
+        timed_out = not child.exited.done()
+        if timed_out:
             await child.stop(signal.SIGKILL, 0.0, self._kill_now)
         status = await child.wait()
-        return status.code == 0
+        if timed_out:
+            self._last_failure = f"no result within {format_duration(round(limit * 1e9))}"
+        else:
+            self._last_failure = f"exit {status.code}"
+        return not timed_out and status.code == 0
 
 
-async def _bounded(attempt: Any, limit: float) -> bool:
+async def _bounded(attempt: Any, limit: float) -> str | None:
+    failure: str | None
     try:
-        return bool(await asyncio.wait_for(attempt, limit))
-    except (OSError, TimeoutError, ValueError):
-        return False
+        failure = await asyncio.wait_for(attempt, limit)
+    except TimeoutError:
+        failure = f"no answer within {format_duration(round(limit * 1e9))}"
+    except (OSError, ValueError) as exc:
+        failure = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        failure = failure or repr(exc)
+    return failure
+
+
+async def _tcp_failure(address: str) -> str | None:
+    """None when the address accepts a TCP connection."""
+    await tcp_ok(address)
+    return None
+
+
+async def _http_failure(url: str) -> str | None:
+    """None when a GET of ``url`` is answered 2xx or 3xx (redirects are not followed)."""
+    from longrun_cli.engine.http import http_status
+
+    status = await http_status(url)
+    return None if 200 <= status < 400 else f"answered {status}"
 
 
 async def tcp_ok(address: str) -> bool:
@@ -113,10 +144,3 @@ async def tcp_ok(address: str) -> bool:
     with contextlib.suppress(OSError):
         await writer.wait_closed()
     return True
-
-
-async def http_ok(url: str) -> bool:
-    """A GET of ``url`` is answered 2xx or 3xx (redirects are not followed)."""
-    from longrun_cli.engine.http import http_status
-
-    return 200 <= await http_status(url) < 400

@@ -55,7 +55,8 @@ class PatternWatch:
     """Which patterns have appeared in a stream's lines, fed chunk by chunk.
 
     ``on_match`` is called on the event loop the first time each pattern is seen
-    (the watch may be fed from another thread).
+    (the watch may be fed from another thread); for the ``repeated`` ones (a
+    liveness heartbeat), every time a chunk of lines holds a match.
     """
 
     def __init__(
@@ -63,7 +64,9 @@ class PatternWatch:
         patterns: tuple[str, ...],
         on_match: Callable[[str], None] | None = None,
         tail: StderrTail | None = None,
+        repeated: frozenset[str] = frozenset(),
     ) -> None:
+        self._repeated = repeated
         self._tail = tail  # --on-failure: the stream's last lines, copied aside
         self._loop = asyncio.get_running_loop()
         self._pending: list[tuple[str, Any]] = []
@@ -108,6 +111,8 @@ class PatternWatch:
                 if self._on_match is not None:
                     with contextlib.suppress(RuntimeError):
                         self._loop.call_soon_threadsafe(self._on_match, source)
+                if source in self._repeated:
+                    still.append((source, regex))
             else:
                 still.append((source, regex))
         self._pending = still
@@ -184,11 +189,13 @@ def copier_for(
     log: LogRing | None = None,
     stamp: Callable[[], bytes] | None = None,
     tail: StderrTail | None = None,
+    *,
+    repeated: frozenset[str] = frozenset(),
 ) -> StreamCopier | LineCopier:
     """The copier of one pipe: exec's raw copier (a thread), or a group's lines (the loop)."""
     read_fd, write_fd = pipe
     os.close(write_fd)
-    watch = PatternWatch(patterns, on_match, tail)
+    watch = PatternWatch(patterns, on_match, tail, repeated)
     if prefix is None:
         # Only exec's single copied stream gets a big pipe: a group has hundreds,
         # and past the per-user pipe-page limit the kernel shrinks new pipes to

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
+from longrun_cli.engine.attempt import DEADLINE, HALT, STOP, Attempts
 from longrun_cli.engine.cadence import Cadence, next_after
 from longrun_cli.engine.events import Event, Level
-from longrun_cli.engine.launch import ExitStatus, LaunchSpec, SpawnError
+from longrun_cli.engine.launch import LaunchSpec
 from longrun_cli.engine.taskio import (
     EXEC_IO,
     FAILURES,
@@ -23,7 +23,6 @@ from longrun_cli.engine.taskio import (
     TaskStatus,
     finish_attempt,
     outcome_fields,
-    outcome_of,
     random_sample,
     short_exit,
     span_decision,
@@ -44,6 +43,8 @@ if TYPE_CHECKING:
     from longrun_cli.engine.clock import Clock
     from longrun_cli.engine.events import EventSink
     from longrun_cli.engine.ping import Pinger
+    from longrun_cli.engine.probing import AttemptProbes
+    from longrun_cli.engine.statefile import StateKeeper
     from longrun_cli.engine.tail import StderrTail
     from longrun_cli.engine.taskio import Spawner
     from longrun_cli.telemetry import AttemptTrace, TaskTrace
@@ -51,14 +52,7 @@ if TYPE_CHECKING:
     Interrupt = Literal["stop", "deadline", "halt"]
 
 
-# Why a wait ended before the command or the pause did: plain strings rather than an
-# Enum, whose class costs exec's start-up ~0.3 M instructions to build.
-STOP: Final = "stop"  # longrun was asked to stop (a signal), or another task of the group failed
-DEADLINE: Final = "deadline"
-HALT: Final = "halt"  # this task alone, on request (longrun ctl stop or restart)
-
-
-class Task(Cadence):
+class Task(Cadence, Attempts):
     """Runs one TaskSpec to completion (Go's ``Task.Wait``)."""
 
     def __init__(
@@ -100,6 +94,9 @@ class Task(Cadence):
         self._pinger: Pinger | None = None  # --ping
         self._openings = 0  # --circuit-breaker: openings in a row
         self._trial = False  # the run after a cooldown: success closes, failure reopens
+        self._probes: AttemptProbes | None = None  # --ready, --health: the running attempt's
+        self._ready_announced = False
+        self._state: StateKeeper | None = None  # --state-file
 
     @property
     def runs(self) -> int:
@@ -198,6 +195,10 @@ class Task(Cadence):
             if interrupt is not None:
                 return self._interrupted(interrupt)
         budgets = Budgets.fresh(len(self.spec.policy.rules))
+        if self.spec.state_file is not None:
+            budgets, interrupt = await self._resume(self.spec.state_file)
+            if interrupt is not None:
+                return self._interrupted(interrupt)
         while True:
             outcome_or_end = await self._run_loop(budgets)
             if self.spec.breaker is not None and self._breaks(outcome_or_end):
@@ -224,6 +225,8 @@ class Task(Cadence):
             self._last_exit = short_exit(outcome)
             sample = self._uniform01() if self.spec.policy.jitter else 0.0
             decision, budgets = self.spec.policy.decide(budgets, outcome, sample)
+            if self._state is not None:
+                await self._state.record(decision, budgets)
             if decision.verdict is not Verdict.SUCCESS:
                 ended = self._on_failure(outcome, decision, budgets)
                 self._close_attempt(outcome, decision, ended)
@@ -264,6 +267,23 @@ class Task(Cadence):
             if interrupt is not None:
                 return self._interrupted(interrupt)
             next_tick = next_after(next_tick, interval, self._clock.now())
+
+    async def _resume(self, path: str) -> tuple[Budgets, Interrupt | None]:
+        """--state-file: the budgets a previous longrun left, and the rest of its backoff."""
+        from longrun_cli.engine.statefile import StateKeeper
+
+        self._state = StateKeeper(
+            path,
+            self.spec,
+            lambda: self._clock.wall().timestamp(),
+            lambda message: self._emit("state", Level.WARNING, message),
+        )
+        budgets, wait, message = await self._state.resume()
+        if message is not None:
+            self._streak = sum(budgets.spent)
+            self._emit("state-resumed", Level.INFO, message)
+        interrupt = await self._pause(wait, "backoff") if wait > 0 else None
+        return budgets, interrupt
 
     def _on_failure(
         self, outcome: Outcome, decision: Decision, budgets: Budgets
@@ -342,139 +362,6 @@ class Task(Cadence):
         if trace is not None:
             finish_attempt(trace, None, label, error=error, pid=self._attempt_pid)
 
-    async def _attempt(self) -> Outcome | Interrupt:
-        self._runs += 1
-        attempt = self._streak + 1
-        self._attempt_trace = self._trace.attempt(self._runs, attempt, self.spec.argv)
-        self._attempt_pid = None
-        env = self._base_env.copy()
-        env.update(self._attempt_trace.child_env())
-        env["LONGRUN_ATTEMPT"] = str(attempt)
-        env["LONGRUN_RUN"] = str(self._runs)
-        if self.spec.on_failure or self.spec.ping:
-            from longrun_cli.engine.tail import StderrTail
-
-            self._tail = StderrTail()
-        launch = LaunchSpec(
-            argv=self.spec.argv,
-            env=env,
-            cwd=self.spec.cwd,
-            own_group=not self.spec.foreground,
-            stderr_patterns=_union(
-                self.spec.policy.stderr_patterns, self._io.stderr_ready_patterns
-            ),
-            on_stderr_match=self._on_stderr_match if self._io.stderr_ready_patterns else None,
-            stop_signal=self.spec.stop_signal,
-            kill_after=to_seconds(self.spec.kill_after),
-            output_prefix=self._io.output_prefix,
-            output_stamp=self._io.output_stamp,
-            log=self._io.log,
-            stdout_patterns=self._io.stdout_patterns,
-            on_stdout_match=self._io.on_ready_match,
-            stdin_null=self._io.stdin_null,
-            stderr_tail=self._tail,
-        )
-        try:
-            child = self._spawner.spawn(launch)
-        except SpawnError as exc:
-            return Outcome(exit_code=exc.status, spawn_error=str(exc))
-        self._attempt_pid = child.pid
-        self._progress("running", child.pid)
-        if self._pinger is not None:
-            self._pinger.start()
-        if self._io.on_started is not None:
-            self._io.on_started()
-        self._emit(
-            "start", Level.DEBUG, "attempt started", run=self._runs, attempt=attempt, pid=child.pid
-        )
-        timeout = to_seconds(self.spec.timeout) if self.spec.timeout else None
-        reason = await self._race(child.exited, timeout)
-        if reason is None:
-            status = await child.wait()
-            if status.output_held:
-                self._emit_output_held()
-            if await self._terminal_stopped_us(status):
-                self._abandon_attempt("stopped", None)
-                return STOP
-            return outcome_of(status)
-        # A requested stop (a signal, or another task of the group failing) is not
-        # an error of this task: -q must stay quiet on `systemctl stop`.
-        levels = {"timeout": Level.WARNING, "deadline": Level.ERROR}
-        event = "stop" if reason == "halt" else reason
-        self._emit(
-            event,
-            levels.get(reason, Level.INFO),
-            f"{event}: sending {signal_name(self.spec.stop_signal)}",
-            pid=child.pid,
-        )
-        killed = await child.stop(
-            self.spec.stop_signal, to_seconds(self.spec.kill_after), self._stop.kill_now
-        )
-        if killed:
-            how = (
-                "at once (second signal)"
-                if self._stop.kill_now.done()
-                else "after the grace period"
-            )
-            self._emit("killed", Level.WARNING, f"sent KILL {how}", pid=child.pid)
-        status = await child.wait()
-        if reason == "timeout":
-            return Outcome(exit_code=status.code, timed_out=True, stderr_hits=status.stderr_hits)
-        if reason == "deadline":
-            self._abandon_attempt("timeout", "deadline passed")
-            return DEADLINE
-        self._abandon_attempt("stopped", None)
-        return HALT if reason == "halt" else STOP
-
-    async def _terminal_stopped_us(self, status: ExitStatus) -> bool:
-        """Ctrl-C under --foreground: the terminal signalled the command and longrun alike.
-
-        The command may be reaped before longrun's own handler has run; give that
-        handler a moment, so the run ends "stopped on request", not as a failure.
-        """
-        if not self.spec.foreground or status.signal not in _TERMINAL_SIGNALS:
-            return False
-        if not self._stop.is_requested:
-            pause = asyncio.ensure_future(self._clock.sleep(_TERMINAL_PATIENCE))
-            try:
-                await asyncio.wait(
-                    [self._stop.requested, pause], return_when=asyncio.FIRST_COMPLETED
-                )
-            finally:
-                pause.cancel()
-        return self._stop.signal == status.signal
-
-    async def _race(self, exited: asyncio.Future[int], timeout: float | None) -> str | None:
-        """Wait for the command to exit; name what came first if it was not the command."""
-        limit, reason = self._limit(timeout)
-        contenders: list[asyncio.Future[Any]] = [exited, self._stop.requested]
-        if self._halt is not None:
-            contenders.append(self._halt)
-        timer = asyncio.ensure_future(self._clock.sleep(limit)) if limit is not None else None
-        if timer is not None:
-            contenders.append(timer)
-        try:
-            await asyncio.wait(contenders, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            if timer is not None:
-                timer.cancel()
-        if exited.done():
-            return None
-        if self._stop.is_requested:
-            return "stop"
-        if self._halt is not None and self._halt.done():
-            return "halt"
-        return reason
-
-    def _limit(self, timeout: float | None) -> tuple[float | None, str]:
-        """The nearer of the attempt's timeout and the task's deadline."""
-        if self._deadline_at is None:
-            return timeout, "timeout"
-        remaining = max(0.0, self._deadline_at - self._clock.now())
-        if timeout is not None and timeout < remaining:
-            return timeout, "timeout"
-        return remaining, "deadline"
-
     async def _pause(self, seconds: float, phase: str) -> Interrupt | None:
         """Sleep, cut short by a stop request or the deadline."""
         if self._stop.is_requested:
@@ -515,19 +402,6 @@ class Task(Cadence):
         self._emit("stopped", Level.INFO, "stopped on request", signal=signal_name(signum))
         return TaskResult(TaskStatus.STOPPED, 128 + signum, self._runs)
 
-    def _emit_output_held(self) -> None:
-        self._emit(
-            "output-held",
-            Level.WARNING,
-            "a process that left the command's process group keeps its output open; "
-            "not waiting for it (it is stopped when longrun ends)",
-        )
-
-    def _on_stderr_match(self, pattern: str) -> None:
-        # The stderr watch reports retry rules' patterns too: readiness wants its own.
-        if pattern in self._io.stderr_ready_patterns and self._io.on_ready_match is not None:
-            self._io.on_ready_match(pattern)
-
     def _progress(self, phase: str, pid: int | None, next_at: float | None = None) -> None:
         if self._io.on_progress is not None:
             self._io.on_progress(phase, pid, self._runs, self._streak + 1, next_at, self._last_exit)
@@ -535,13 +409,3 @@ class Task(Cadence):
     def _emit(self, name: str, level: Level, message: str, **fields: object) -> None:
         ids = (self._attempt_trace or self._trace).log_ids()
         self._sink.emit(Event(name, self.spec.name, level, message, (*fields.items(), *ids)))
-
-
-# Signals a terminal sends its foreground group (Ctrl-C, Ctrl-\\), and how long
-# longrun waits for its own copy after the command died of one.
-_TERMINAL_SIGNALS = (signal.SIGINT, signal.SIGQUIT)
-_TERMINAL_PATIENCE = 0.2
-
-
-def _union(first: tuple[str, ...], second: tuple[str, ...]) -> tuple[str, ...]:
-    return first + tuple(pattern for pattern in second if pattern not in first)

@@ -147,6 +147,8 @@ def short_exit(outcome: Outcome) -> str:
     """The last exit as ``ctl status`` shows it: ``0``, ``75``, ``SIGKILL`` or ``timeout``."""
     if outcome.timed_out:
         return "timeout"
+    if outcome.unhealthy is not None:
+        return "unhealthy"
     if outcome.signal is not None:
         return "SIG" + signal_name(outcome.signal)
     return str(outcome.exit_code)
@@ -166,6 +168,8 @@ def outcome_of(status: ExitStatus) -> Outcome:
 def outcome_fields(outcome: Outcome) -> dict[str, object]:
     if outcome.timed_out:
         return {"timeout": True}
+    if outcome.unhealthy is not None:
+        return {"unhealthy": outcome.unhealthy}
     if outcome.signal is not None:
         return {"signal": signal_name(outcome.signal)}
     return {"exit_code": outcome.exit_code}

@@ -61,7 +61,7 @@ class RetryPolicy(_RetryPolicyFields):
         success_codes: frozenset[int] = frozenset(),
         jitter: float = 0.0,
     ) -> RetryPolicy:
-        """Order rules timeout → signal → stderr → exit code, keeping the order within each."""
+        """Order rules timeout → unhealthy → signal → stderr → exit code, keeping each's order."""
         ordered = sorted(rules, key=lambda rule: rule.matcher.kind)
         return cls(tuple(ordered), success_codes, jitter)
 
@@ -96,6 +96,8 @@ class RetryPolicy(_RetryPolicyFields):
 
     def is_success(self, outcome: Outcome) -> bool:
         if outcome.timed_out or outcome.signal is not None or outcome.spawn_error:
+            return False
+        if outcome.unhealthy is not None:
             return False
         return outcome.exit_code == 0 or outcome.exit_code in self.success_codes
 

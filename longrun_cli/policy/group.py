@@ -81,17 +81,22 @@ class ReadyProbe:
     def describe(self) -> str:
         from longrun_cli.policy.duration import format_duration
 
-        every = f", every {format_duration(self.interval)}"
+        if self.kind in ("stdout", "stderr", "output"):
+            return self.what()
+        return f"{self.what()}, every {format_duration(self.interval)}"
+
+    def what(self) -> str:
+        """What passing means, without when it is tried."""
         if self.kind in ("stdout", "stderr", "output"):
             stream = "stdout or stderr" if self.kind == "output" else self.kind
             return f"{stream} matches /{getattr(self, self.kind)}/"
         if self.http is not None:
-            return f"GET {self.http} answers 2xx or 3xx{every}"
+            return f"GET {self.http} answers 2xx or 3xx"
         if self.tcp is not None:
-            return f"{self.tcp} accepts a TCP connection{every}"
+            return f"{self.tcp} accepts a TCP connection"
         import shlex
 
-        return f"sh -c {shlex.quote(self.command or '')} succeeds{every}"
+        return f"sh -c {shlex.quote(self.command or '')} succeeds"
 
 
 def check_http_url(url: str) -> tuple[str, str, int, str]:

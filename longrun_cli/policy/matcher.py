@@ -1,4 +1,4 @@
-"""Which failed attempts a rule calls transient: exit codes, stderr regex, signals, timeout."""
+"""Which failed attempts a rule calls transient: exit codes, stderr, signals, timeout, health."""
 
 from __future__ import annotations
 
@@ -15,9 +15,10 @@ class MatchKind(IntEnum):
     """Rule families in the order SPEC §3 checks them: lower values are tried first."""
 
     TIMEOUT = 0
-    SIGNAL = 1
-    STDERR = 2
-    EXIT_CODE = 3
+    UNHEALTHY = 1
+    SIGNAL = 2
+    STDERR = 3
+    EXIT_CODE = 4
 
 
 @dataclass(frozen=True)
@@ -28,17 +29,31 @@ class Matcher:
     stderr: str | None = None
     signals: frozenset[int] | None = None
     timeout: bool = False
+    unhealthy: bool = False  # the attempt was stopped because its liveness probe failed
 
     def __post_init__(self) -> None:
-        if self.timeout and (self.exit_codes or self.stderr or self.signals):
-            raise SpecError("a timeout rule cannot also match exit codes, stderr or signals")
-        if not (self.timeout or self.exit_codes or self.stderr is not None or self.signals):
-            raise SpecError("a retry rule needs exit codes, a stderr regex, signals or timeout")
+        if self.timeout and self.unhealthy:
+            raise SpecError("a rule matches timeout or unhealthy, not both")
+        if (self.timeout or self.unhealthy) and (self.exit_codes or self.stderr or self.signals):
+            kind = "timeout" if self.timeout else "unhealthy"
+            raise SpecError(f"a {kind} rule cannot also match exit codes, stderr or signals")
+        if not (
+            self.timeout
+            or self.unhealthy
+            or self.exit_codes
+            or self.stderr is not None
+            or self.signals
+        ):
+            raise SpecError(
+                "a retry rule needs exit codes, a stderr regex, signals, timeout or unhealthy"
+            )
 
     @property
     def kind(self) -> MatchKind:
         if self.timeout:
             return MatchKind.TIMEOUT
+        if self.unhealthy:
+            return MatchKind.UNHEALTHY
         if self.signals:
             return MatchKind.SIGNAL
         if self.stderr is not None:
@@ -52,6 +67,9 @@ class Matcher:
         if outcome.timed_out or self.timeout:
             # A timed-out attempt is a failure of kind timeout, and nothing else.
             return outcome.timed_out and self.timeout
+        if outcome.unhealthy is not None or self.unhealthy:
+            # Likewise for an attempt stopped by its failing liveness probe.
+            return outcome.unhealthy is not None and self.unhealthy
         if self.signals is not None and outcome.signal not in self.signals:
             return False
         if self.exit_codes is not None and outcome.exit_code not in self.exit_codes:
@@ -62,6 +80,8 @@ class Matcher:
         parts: list[str] = []
         if self.timeout:
             parts.append("timeout")
+        if self.unhealthy:
+            parts.append("unhealthy")
         if self.signals:
             parts.append("signal " + ",".join(signal_name(s) for s in sorted(self.signals)))
         if self.stderr is not None:

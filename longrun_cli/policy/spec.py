@@ -201,3 +201,10 @@ def parse_timeout_rule(spec: str) -> RetryRule:
     hint = "" if spec[:1].isdigit() or spec[:1] in ":i" else " (put -- before the command)"
     retries, backoff = _budget_fields("--retry-timeout", spec, split_fields(spec), hint)
     return RetryRule(Matcher(timeout=True), retries, backoff)
+
+
+def parse_unhealthy_rule(spec: str) -> RetryRule:
+    """``[RETRIES][:BACKOFF]``: attempts stopped by a failing liveness probe are transient."""
+    hint = "" if spec[:1].isdigit() or spec[:1] in ":i" else " (put -- before the command)"
+    retries, backoff = _budget_fields("--retry-unhealthy", spec, split_fields(spec), hint)
+    return RetryRule(Matcher(unhealthy=True), retries, backoff)

@@ -14,6 +14,10 @@ def exit_status(outcome: Outcome) -> int:
     """The status longrun ends with when ``outcome`` is the task's final failure."""
     if outcome.timed_out:
         return EXIT_TIMEOUT
+    if outcome.unhealthy is not None:
+        # Stopped by longrun: the command's own status after the stop, never a success.
+        code = outcome.exit_code
+        return code if code else 1
     if outcome.signal is not None:
         return 128 + outcome.signal
     if outcome.exit_code is None:

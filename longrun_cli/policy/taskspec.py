@@ -13,6 +13,8 @@ from longrun_cli.policy.errors import SpecError, quote
 
 if TYPE_CHECKING:
     from longrun_cli.policy.breaker import Breaker
+    from longrun_cli.policy.group import ReadyProbe
+    from longrun_cli.policy.probes import HealthCheck
     from longrun_cli.policy.schedule import Schedule
 
 _NO_ENV: Mapping[str, str] = MappingProxyType({})
@@ -42,6 +44,9 @@ class _TaskSpecFields(NamedTuple):
     on_failure: str | None  # sh -c, once, when the task ends failed, exhausted or past deadline
     ping: str | None  # a healthchecks.io check URL: /start, success, /fail
     breaker: Breaker | None  # interval and schedule tasks: open instead of ending
+    ready: ReadyProbe | None  # exec --ready (a group task's is GroupTask.ready)
+    health: HealthCheck | None  # --health: a liveness probe while an attempt runs
+    state_file: str | None  # --state-file: budgets that survive a restart of longrun
 
 
 class TaskSpec(_TaskSpecFields):
@@ -76,6 +81,9 @@ class TaskSpec(_TaskSpecFields):
         on_failure: str | None = None,
         ping: str | None = None,
         breaker: Breaker | None = None,
+        ready: ReadyProbe | None = None,
+        health: HealthCheck | None = None,
+        state_file: str | None = None,
     ) -> TaskSpec:
         spec = super().__new__(
             cls,
@@ -99,6 +107,9 @@ class TaskSpec(_TaskSpecFields):
             on_failure,
             ping,
             breaker,
+            ready,
+            health,
+            state_file,
         )
         spec._validate()
         return spec
@@ -136,6 +147,7 @@ class TaskSpec(_TaskSpecFields):
             ("cwd", self.cwd or ""),
             ("shutdown hook", self.shutdown or ""),
             ("failure hook", self.on_failure or ""),
+            ("state file", self.state_file or ""),
         ):
             if "\0" in text:
                 raise SpecError(f"{task}: {place} {quote(text)} contains a NUL byte")

@@ -29,6 +29,8 @@ class Notifier:
         self.watchdog_seconds = watchdog_seconds
         self._ready_sent = False
         self._stopping_sent = False
+        # Tasks whose last health check failed: WATCHDOG=1 waits until none is left.
+        self.sick: set[str] = set()
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> Notifier | None:
@@ -64,11 +66,13 @@ class Notifier:
             self.send(f"STATUS={status}")
 
     async def keep_alive(self) -> None:
-        """WATCHDOG=1 at half the watchdog interval, for as long as the loop runs."""
+        """WATCHDOG=1 at half the watchdog interval, for as long as the loop runs, except
+        while a task is sick: systemd's watchdog then fires for a process alive but sick."""
         if self.watchdog_seconds is None:
             return
         while True:
-            self.send("WATCHDOG=1")
+            if not self.sick:
+                self.send("WATCHDOG=1")
             await asyncio.sleep(self.watchdog_seconds / 2)
 
     def close(self) -> None:
@@ -89,6 +93,14 @@ class NotifyingSink:
         notifier = self._notifier
         if event.name == self._ready_event:
             notifier.ready()
+        if event.name == "health-failed":
+            notifier.sick.add(event.task)
+            notifier.send(f"STATUS={event.task}: {event.message}")
+        elif event.task in notifier.sick and event.name in _HEALED:
+            # Healthy again, or longrun replaced (or ended) the sick attempt.
+            notifier.sick.discard(event.task)
+            if event.name == "healthy":
+                notifier.send(f"STATUS={event.task}: running")
         if event.name == "retry":
             fields = dict(event.fields)
             self._retrying.add(event.task)
@@ -108,3 +120,9 @@ class NotifyingSink:
             notifier.stopping(f"{event.task}: {event.message}")
         elif event.name in ("permanent", "exhausted", "deadline", "not-ready"):
             notifier.send(f"STATUS={event.task}: {event.message}")
+
+
+# Events after which a task's failed health check no longer holds WATCHDOG=1 back.
+_HEALED = frozenset(
+    {"healthy", "retry", "start", "permanent", "exhausted", "deadline", "stopped", "succeeded"}
+)

@@ -139,7 +139,8 @@ def test_stderr_rules_load_re2_only_when_needed():
 VALUE_OPTIONS = [
     "--interval", "--delay", "--timeout", "--deadline", "--stop-signal", "--kill-after",
     "--retry-exit-code", "--retry-stderr", "--retry-signal", "--retry-timeout", "--jitter",
-    "--success-exit-code", "--shutdown-timeout",
+    "--success-exit-code", "--shutdown-timeout", "--ready", "--health", "--state-file",
+    "--circuit-breaker", "--ping",
 ]  # fmt: skip
 
 
@@ -161,3 +162,36 @@ def test_any_option_value_is_accepted_or_a_one_line_usage_error(option, value, c
         assert captured.err.startswith("longrun: error: ")
     else:
         assert "task:" in captured.out
+
+
+HEALTH_OPTIONS = ["--health-interval", "--health-timeout", "--health-failures", "--retry-unhealthy"]
+
+
+@given(
+    option=st.sampled_from(HEALTH_OPTIONS),
+    value=st.text(
+        alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"),
+        max_size=20,
+    ),
+)
+@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_any_health_setting_is_accepted_or_a_one_line_usage_error(option, value, capsys):
+    """The --health-* settings and --retry-unhealthy, beside a valid --health probe."""
+    status = call(
+        "exec", "--dry-run", "--health=tcp:127.0.0.1:9", f"{option}={value}", "--", "true"
+    )
+    captured = capsys.readouterr()
+    assert status in (0, 125)
+    if status == 125:
+        assert captured.err.count("\n") == 1, captured.err
+        assert captured.err.startswith("longrun: error: ")
+    else:
+        assert "health:" in captured.out
+
+
+def test_health_settings_without_health_are_refused(capsys):
+    for option in HEALTH_OPTIONS:
+        status = call("exec", "--dry-run", f"{option}=3", "--", "true")
+        err = capsys.readouterr().err
+        assert status == 125
+        assert "need --health" in err or "needs --health" in err

@@ -57,12 +57,13 @@ def test_bash_completes_the_subcommand():
 
 
 def test_bash_completes_retry_options():
-    """longrun exec --retry-<TAB> lists the four retry options."""
+    """longrun exec --retry-<TAB> lists the five retry options."""
     assert sorted(bash_complete("longrun exec --retry-")) == [
         "--retry-exit-code",
         "--retry-signal",
         "--retry-stderr",
         "--retry-timeout",
+        "--retry-unhealthy",
     ]
 
 

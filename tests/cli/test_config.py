@@ -236,3 +236,65 @@ def test_plain_command_strings_skip_the_shell(command, argv):
     from longrun_cli.cli.config import shell
 
     assert shell(command) == argv
+
+
+def test_health_and_ready_take_a_probe_string_or_a_table(tmp_path):
+    group = from_toml(
+        write(
+            tmp_path,
+            """
+[tasks.db]
+command = "postgres"
+ready = "tcp:127.0.0.1:5432"
+health = "cmd:pg_isready -q"
+retry_unhealthy = "2:1s"
+[tasks.web]
+command = "web"
+health = { http = "http://127.0.0.1:8000/health", interval = "5s", timeout = "1s", failures = 2 }
+retry = [{ unhealthy = true, retries = 4 }]
+""",
+        )
+    )
+    db, web = group.tasks
+    assert db.ready is not None
+    assert db.ready.tcp == "127.0.0.1:5432"
+    assert db.spec.health is not None
+    assert db.spec.health.probe.command == "pg_isready -q"
+    assert db.spec.policy.rules[0].matcher.unhealthy
+    assert web.spec.health is not None
+    assert (web.spec.health.interval, web.spec.health.timeout) == (5 * SECOND, SECOND)
+    assert web.spec.health.failures == 2
+    assert web.spec.policy.rules[0].retries == 4
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ('health = "udp:1.2.3.4:5"', "health: health 'udp:1.2.3.4:5': expected http:URL"),
+        ('health = { tcp = "h:1", failures = 0 }', "failures"),
+        ('health = { tcp = "h:1", every = "1s" }', "unknown key"),
+        ("health = 3", "must be a probe"),
+        ("retry = [{ unhealthy = true, timeout = true }]", "cannot be combined"),
+        ('ready = "stdout:("', "invalid regex"),
+    ],
+)
+def test_bad_health_settings_name_file_line_and_key(tmp_path, body, fragment):
+    path = write(tmp_path, f'[tasks.a]\ncommand = "true"\n{body}\n')
+    with pytest.raises(ConfigError) as info:
+        from_toml(path)
+    message = str(info.value)
+    assert fragment in message
+    assert f"{path}:3" in message
+    assert "\n" not in message
+
+
+def test_runner_state_gives_every_task_the_one_file(tmp_path):
+    group = from_toml(
+        write(
+            tmp_path,
+            '[runner]\nstate = "run/state.json"\n[tasks.a]\ncommand = "true"\n'
+            '[tasks.b]\ncommand = "true"\nscale = 2\n',
+        )
+    )
+    expected = str(tmp_path / "run" / "state.json")
+    assert {task.spec.state_file for task in group.tasks} == {expected}

@@ -164,6 +164,71 @@ def timeout_rule(draw: st.DrawFn) -> tuple[list[str], Check]:
     return [f"--retry-timeout={text}"], rule_check("timeout", True, retries, backoff)
 
 
+# A probe as typed → the plan's record of it.
+PROBES = [
+    ("http://127.0.0.1:8080/health", {"http": "http://127.0.0.1:8080/health"}),
+    ("http:localhost:9/x?y=1", {"http": "http://localhost:9/x?y=1"}),
+    ("HTTPS://[::1]:8443/", {"http": "https://[::1]:8443/"}),
+    ("tcp:127.0.0.1:5432", {"tcp": "127.0.0.1:5432"}),
+    ("tcp:[::1]:80", {"tcp": "[::1]:80"}),
+    ("stdout:Listening on", {"stdout": "Listening on"}),
+    ("stderr:^ok: (\\d+)$", {"stderr": "^ok: (\\d+)$"}),
+    ("output:x|y", {"output": "x|y"}),
+    ("cmd:pg_isready -q && echo 'a:b'", {"command": "pg_isready -q && echo 'a:b'"}),
+]
+
+
+@st.composite
+def ready_option(draw: st.DrawFn) -> tuple[list[str], Check]:
+    written, record = draw(st.sampled_from(PROBES))
+
+    def check(plan: dict[str, Any]) -> None:
+        assert plan["ready"] == {**record, "interval": "1s"}
+
+    return [f"--ready={written}"], check
+
+
+@st.composite
+def health_option(draw: st.DrawFn) -> tuple[list[str], Check]:
+    """--health with every setting, and a --retry-unhealthy rule (each single-valued)."""
+    written, record = draw(st.sampled_from(PROBES))
+    interval = draw(st.integers(1, 10**12))
+    bound = draw(st.integers(1, 10**12))
+    failures = draw(st.integers(1, 1000))
+    text, retries, backoff = draw(budget())
+    args = [
+        f"--health={written}",
+        f"--health-interval={draw(duration_text(interval))}",
+        f"--health-timeout={draw(duration_text(bound))}",
+        f"--health-failures={failures}",
+        f"--retry-unhealthy={text}",
+    ]
+    rule = rule_check("unhealthy", True, retries, backoff)
+
+    def check(plan: dict[str, Any]) -> None:
+        assert plan["health"] == {
+            **record,
+            "interval": format_duration(interval),
+            "timeout": format_duration(bound),
+            "failures": failures,
+        }
+        rule(plan)
+
+    return args, check
+
+
+@st.composite
+def state_file_option(draw: st.DrawFn) -> tuple[list[str], Check]:
+    name = draw(st.sampled_from(["state.json", "/var/lib/job/state", "a b/ü.json", "../x"]))
+
+    def check(plan: dict[str, Any]) -> None:
+        import os
+
+        assert plan["state_file"] == os.path.abspath(name)
+
+    return [f"--state-file={name}"], check
+
+
 @st.composite
 def success_option(draw: st.DrawFn) -> tuple[list[str], Check]:
     codes = draw(st.frozensets(st.integers(1, 255), min_size=1, max_size=5))
@@ -217,6 +282,9 @@ def garbage_option(draw: st.DrawFn) -> tuple[list[str], Check]:
                 "retry-timeout",
                 "success-exit-code",
                 "shutdown-timeout",
+                "ready",
+                "health",
+                "state-file",
             ]
         )
     )
@@ -236,6 +304,9 @@ VALID_OPTIONS = st.one_of(
     signal_rule(),
     stderr_rule(),
     timeout_rule(),
+    ready_option(),
+    health_option(),
+    state_file_option(),
     success_option(),
     jitter_option(),
     text_option("name", "task"),
@@ -244,7 +315,7 @@ VALID_OPTIONS = st.one_of(
 )
 SINGLE_VALUED = ("--interval", "--delay", "--timeout", "--deadline", "--kill-after",
                  "--shutdown-timeout", "--stop-signal", "--jitter", "--name", "--shutdown",
-                 "--retry-timeout")  # fmt: skip
+                 "--retry-timeout", "--ready", "--health", "--state-file")  # fmt: skip
 
 
 def option_sets(garbage: bool) -> st.SearchStrategy[list[tuple[list[str], Check]]]:

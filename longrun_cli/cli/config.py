@@ -262,9 +262,7 @@ class _TomlLoader:
         group_tasks = [self.task(name, table, kill_after) for name, table in tasks.items()]
         if state is not None:
             group_tasks = [
-                dataclasses.replace(
-                    task, spec=TaskSpec(**{**task.spec._asdict(), "state_file": state})
-                )
+                dataclasses.replace(task, spec=task.spec._replace(state_file=state))
                 for task in group_tasks
             ]
         name = control = None

@@ -120,6 +120,8 @@ class Task(Cadence, Attempts):
                 self.spec.ping, lambda message: self._emit("ping", Level.WARNING, message)
             )
         result = await self._run_policy()
+        if self._state is not None:
+            await self._state.finish()
         if self._pinger is not None:
             if result.status in FAILURES:
                 self._pinger.fail(self._tail.lines() if self._tail is not None else b"")
@@ -226,7 +228,7 @@ class Task(Cadence, Attempts):
             sample = self._uniform01() if self.spec.policy.jitter else 0.0
             decision, budgets = self.spec.policy.decide(budgets, outcome, sample)
             if self._state is not None:
-                await self._state.record(decision, budgets)
+                self._state.record(decision, budgets)
             if decision.verdict is not Verdict.SUCCESS:
                 ended = self._on_failure(outcome, decision, budgets)
                 self._close_attempt(outcome, decision, ended)

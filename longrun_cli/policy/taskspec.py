@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 from longrun_cli.policy.decision import RetryPolicy
 from longrun_cli.policy.duration import SECOND, format_duration
@@ -21,7 +21,44 @@ _NO_ENV: Mapping[str, str] = MappingProxyType({})
 _NO_RULES = RetryPolicy()
 
 
-class _TaskSpecFields(NamedTuple):
+# In declaration order: equality, repr and _replace go by these.
+_FIELDS = (
+    "name",
+    "argv",
+    "policy",
+    "interval",
+    "delay",
+    "timeout",
+    "deadline",
+    "stop_signal",
+    "kill_after",
+    "shutdown",
+    "shutdown_timeout",
+    "foreground",
+    "env",
+    "cwd",
+    "file_env",
+    "env_files",
+    "schedule",
+    "on_failure",
+    "ping",
+    "breaker",
+    "ready",
+    "health",
+    "state_file",
+)
+
+
+class TaskSpec:
+    """Durations are nanoseconds; ``None`` means "not set" (one-shot, no timeout, …).
+
+    An immutable value validated when built. A plain slotted class: it is built on
+    every start-up, where a NamedTuple of this many fields costs 2 M instructions to
+    generate and a frozen dataclass milliseconds; this one comes compiled from the .pyc.
+    """
+
+    __slots__ = _FIELDS
+
     name: str
     argv: tuple[str, ...]
     policy: RetryPolicy
@@ -48,19 +85,8 @@ class _TaskSpecFields(NamedTuple):
     health: HealthCheck | None  # --health: a liveness probe while an attempt runs
     state_file: str | None  # --state-file: budgets that survive a restart of longrun
 
-
-class TaskSpec(_TaskSpecFields):
-    """Durations are nanoseconds; ``None`` means "not set" (one-shot, no timeout, …).
-
-    An immutable value validated when built. A NamedTuple rather than a frozen
-    dataclass because it is created on every start-up, where a dataclass costs
-    milliseconds of code generation.
-    """
-
-    __slots__ = ()
-
-    def __new__(
-        cls,
+    def __init__(
+        self,
         name: str,
         argv: tuple[str, ...],
         policy: RetryPolicy = _NO_RULES,
@@ -84,35 +110,36 @@ class TaskSpec(_TaskSpecFields):
         ready: ReadyProbe | None = None,
         health: HealthCheck | None = None,
         state_file: str | None = None,
-    ) -> TaskSpec:
-        spec = super().__new__(
-            cls,
-            name,
-            argv,
-            policy,
-            interval,
-            delay,
-            timeout,
-            deadline,
-            stop_signal,
-            kill_after,
-            shutdown,
-            shutdown_timeout,
-            foreground,
-            env,
-            cwd,
-            file_env,
-            env_files,
-            schedule,
-            on_failure,
-            ping,
-            breaker,
-            ready,
-            health,
-            state_file,
-        )
-        spec._validate()
-        return spec
+    ) -> None:
+        values = (
+            name, argv, policy, interval, delay, timeout, deadline, stop_signal, kill_after,
+            shutdown, shutdown_timeout, foreground, env, cwd, file_env, env_files, schedule,
+            on_failure, ping, breaker, ready, health, state_file,
+        )  # fmt: skip
+        for field, value in zip(_FIELDS, values, strict=True):
+            object.__setattr__(self, field, value)
+        self._validate()
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"TaskSpec is immutable: use _replace({name}=...)")
+
+    def _asdict(self) -> dict[str, object]:
+        return {field: getattr(self, field) for field in _FIELDS}
+
+    def _replace(self, **changes: object) -> TaskSpec:
+        """A copy with ``changes``, validated again."""
+        return TaskSpec(**{**self._asdict(), **changes})  # type: ignore[arg-type]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, TaskSpec):
+            return NotImplemented
+        return all(getattr(self, field) == getattr(other, field) for field in _FIELDS)
+
+    __hash__ = None  # type: ignore[assignment]  # env is a mapping: not hashable anyway
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{field}={getattr(self, field)!r}" for field in _FIELDS)
+        return f"TaskSpec({shown})"
 
     def _validate(self) -> None:
         if not self.name:

@@ -131,18 +131,37 @@ def tracing_configured(environ: Mapping[str, str]) -> bool:
 
 
 def tracer_from_environment(environ: Mapping[str, str]) -> tuple[Tracer, list[str]]:
-    """An OpenTelemetry tracer when OTEL_* asks for one, else the no-op (nothing imported).
+    """An OpenTelemetry tracer when OTEL_* asks for one, else the no-op (nothing imported);
+    with metrics asked for (OTEL_METRICS_EXPORTER), wrapped to record them too.
 
-    Also the warnings to log. A tracing problem (a malformed OTEL_* value the SDK
-    refuses) is a warning and no tracing, never a command that does not run.
+    Also the warnings to log. A telemetry problem (a malformed OTEL_* value the SDK
+    refuses) is a warning and no telemetry, never a command that does not run.
     """
-    if not tracing_configured(environ):
-        return NoTracer(), []
-    try:
-        # The SDK reads some OTEL_* values as it is imported.
-        from longrun_cli.telemetry.otel import OtelTracer
+    tracer: Tracer = NoTracer()
+    warnings: list[str] = []
+    if tracing_configured(environ):
+        try:
+            # The SDK reads some OTEL_* values as it is imported.
+            from longrun_cli.telemetry.otel import OtelTracer
 
-        tracer = OtelTracer.from_environment(environ)
-    except Exception as exc:
-        return NoTracer(), [f"tracing off: {exc}"]
-    return tracer, tracer.warnings
+            otel = OtelTracer.from_environment(environ)
+            tracer, warnings = otel, list(otel.warnings)
+        except Exception as exc:
+            warnings = [f"tracing off: {exc}"]
+    if _metrics_asked(environ):
+        try:
+            from longrun_cli.telemetry.metrics import metered, metrics_exporter
+
+            exporter = metrics_exporter(environ)
+            if exporter is not None:
+                tracer, more = metered(tracer, exporter, environ)
+                warnings += more
+        except Exception as exc:
+            warnings.append(f"metrics off: {exc}")
+    return tracer, warnings
+
+
+def _metrics_asked(environ: Mapping[str, str]) -> bool:
+    """Metrics only when OTEL_METRICS_EXPORTER names an exporter: unlike the SDK's default
+    (otlp), an endpoint set for spans alone does not start sending metrics too."""
+    return bool(environ.get("OTEL_METRICS_EXPORTER", "").strip())

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
+from longrun_cli.engine import statefile
 from longrun_cli.engine.events import RecordingSink
 from longrun_cli.engine.task import Task
 from longrun_cli.engine.taskio import StopControl, TaskResult, TaskStatus
@@ -12,6 +16,21 @@ from tests.engine.fakes import FakeClock, FakeSpawner, Script
 from tests.engine.test_task import fail, rules, spec
 
 START = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+class InlineExecutor:
+    """Saves done at once: a thread's IO would look idle to the virtual clock, which would
+    then jump ahead of it."""
+
+    def submit(self, fn, *args):
+        future: Future[object] = Future()
+        future.set_result(fn(*args))
+        return future
+
+
+@pytest.fixture(autouse=True)
+def inline_saves(monkeypatch):
+    monkeypatch.setattr(statefile, "_thread", InlineExecutor)
 
 
 def run_at(

@@ -9,6 +9,9 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -29,9 +32,25 @@ class ReceivedSpan:
 
 
 @dataclass
+class ReceivedPoint:
+    """One data point of a metric: a sum's value, or a histogram's count and sum."""
+
+    metric: str
+    kind: str  # sum, histogram, gauge
+    attributes: dict[str, Any]
+    value: float
+    count: int = 0
+    monotonic: bool = False
+
+
+@dataclass
 class Receiver:
     endpoint: str
     spans: list[ReceivedSpan] = field(default_factory=list)
+    points: list[ReceivedPoint] = field(default_factory=list)
+
+    def metric(self, name: str) -> list[ReceivedPoint]:
+        return [point for point in self.points if point.metric == name]
 
     def named(self, name: str) -> list[ReceivedSpan]:
         return [span for span in self.spans if span.name == name]
@@ -72,9 +91,35 @@ def _decode(body: bytes) -> list[ReceivedSpan]:
     return spans
 
 
+def _decode_metrics(body: bytes) -> list[ReceivedPoint]:
+    request = ExportMetricsServiceRequest()
+    request.ParseFromString(body)
+    points = []
+    for resource_metrics in request.resource_metrics:
+        for scope_metrics in resource_metrics.scope_metrics:
+            for metric in scope_metrics.metrics:
+                kind = metric.WhichOneof("data")
+                data = getattr(metric, kind)
+                for point in data.data_points:
+                    attributes = {a.key: _value(a.value) for a in point.attributes}
+                    if kind == "histogram":
+                        points.append(
+                            ReceivedPoint(metric.name, kind, attributes, point.sum, point.count)
+                        )
+                    else:
+                        value = point.as_int if point.HasField("as_int") else point.as_double
+                        monotonic = bool(getattr(data, "is_monotonic", False))
+                        points.append(
+                            ReceivedPoint(metric.name, kind, attributes, value, 0, monotonic)
+                        )
+    return points
+
+
 @contextmanager
 def otlp_receiver() -> Iterator[Receiver]:
-    """An OTLP/HTTP endpoint on 127.0.0.1 that records every span it decodes."""
+    """An OTLP/HTTP endpoint on 127.0.0.1 that records every span and metric point it decodes.
+
+    (The traces' empty response also decodes as an empty metrics response.)"""
     receiver = Receiver(endpoint="")
     lock = threading.Lock()
 
@@ -85,6 +130,10 @@ def otlp_receiver() -> Iterator[Receiver]:
                 decoded = _decode(body)
                 with lock:
                     receiver.spans.extend(decoded)
+            elif self.path == "/v1/metrics":
+                points = _decode_metrics(body)
+                with lock:
+                    receiver.points.extend(points)
             reply = ExportTraceServiceResponse().SerializeToString()
             self.send_response(200)
             self.send_header("Content-Type", "application/x-protobuf")

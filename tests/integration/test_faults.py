@@ -60,8 +60,18 @@ NESTED_DAEMON = "setsid sh -c '(setsid sleep 300 &); sleep 300' & sleep 300"
         ["exec", "--", "sh", "-c", NESTED_DAEMON],
         ["exec", "--foreground", "--", "sh", "-c", "sleep 300 & sleep 300"],
         ["group", *[arg for i in range(100) for arg in ("-t", f"t{i}=sleep 300")]],
+        # A liveness probe command that hangs: it goes with longrun too.
+        [
+            "exec",
+            "--health=cmd:setsid sleep 300 & sleep 300",
+            "--health-interval=50ms",
+            "--health-timeout=60s",
+            "--",
+            "sleep",
+            "300",
+        ],
     ],
-    ids=["setsid-daemons", "foreground", "group-start"],
+    ids=["setsid-daemons", "foreground", "group-start", "health-probe"],
 )
 def test_sigkill_of_longrun_at_random_moments_leaves_nothing(args):
     """SIGKILL of longrun at 5 random moments of each case: no marked process survives."""

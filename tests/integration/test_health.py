@@ -169,3 +169,37 @@ retry = [{{ unhealthy = true, retries = 2, backoff = "100ms" }}]
     assert result.returncode == 0, err
     assert "task=web event=unhealthy" in err
     assert err.count("health check failed (2/2)") == 1
+
+
+def test_a_hanging_probe_command_ends_with_its_attempt():
+    """The command exits while its health check (sleep 300) runs: longrun ends at once, and
+    nothing it started is left (counted by a marker in its environment)."""
+    from benchmarks.reliability import marked_env, settle
+
+    env, mark = marked_env()
+    started = time.monotonic()
+    result = longrun(
+        "exec", "--health=cmd:sleep 300", "--health-interval=100ms", "--health-timeout=60s",
+        "--", "sh", "-c", "sleep 0.5",
+        env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert time.monotonic() - started < 10
+    assert settle(mark, 5.0)[0] == []
+
+
+def test_the_attempt_span_says_which_probe_failed():
+    from tests.integration.otlp import otlp_receiver
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TRACE"))}
+    with otlp_receiver() as receiver:
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = receiver.endpoint
+        result = longrun(
+            "exec", "--name=quiet", "--health=stderr:alive", "--health-interval=200ms",
+            "--health-failures=1", "--", "sleep", "30",
+            env=env,
+        )  # fmt: skip
+        (attempt,) = receiver.named("quiet")
+    assert result.returncode == 128 + 15
+    assert attempt.attributes["longrun.decision"] == "permanent"
+    assert "unhealthy: stderr matches /alive/ within every 200ms" in attempt.status_message

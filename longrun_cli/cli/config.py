@@ -37,6 +37,7 @@ from longrun_cli.policy.taskspec import TaskSpec
 
 T = TypeVar("T")
 if TYPE_CHECKING:
+    from longrun_cli.policy.lockurl import LockSpec
     from longrun_cli.policy.schedule import Schedule
 
 StrPath = str | os.PathLike[str]
@@ -47,7 +48,7 @@ PROCFILE_LINE = re.compile(r"^([A-Za-z0-9_.-]+):\s*(.+)$")
 
 RUNNER_KEYS = (
     "shutdown_timeout", "kill_after", "name", "control", "log_lines", "env_file", "port",
-    "state",
+    "state", "lock", "lock_wait", "lock_ttl",
 )  # fmt: skip
 TASK_KEYS = (
     "command",
@@ -279,6 +280,7 @@ class _TomlLoader:
         port = None
         if "port" in runner:
             port = self.value(("runner", "port"), runner["port"], values.as_port)
+        lock = self.lock(runner)
         try:
             return GroupSpec(
                 tuple(group_tasks),
@@ -288,6 +290,7 @@ class _TomlLoader:
                 log_lines,
                 env_files,
                 port,
+                lock,
             )
         except DependencyError as exc:
             line = self.locate(("tasks", exc.task, "depends_on"))
@@ -296,6 +299,25 @@ class _TomlLoader:
             ) from None
         except SpecError as exc:
             raise ConfigError(f"{self.path}: {exc}") from None
+
+    def lock(self, runner: dict[str, Any]) -> LockSpec | None:
+        """[runner] lock, lock_wait, lock_ttl: as the group's --lock options."""
+        if not runner.keys() & {"lock", "lock_wait", "lock_ttl"}:
+            return None
+        from longrun_cli.policy.lockurl import parse_lock
+
+        if "lock" not in runner:
+            raise self.error(("runner",), "lock_wait and lock_ttl need lock")
+        url = self.value(("runner", "lock"), runner["lock"], values.as_string)
+        durations = {}
+        for key in ("lock_wait", "lock_ttl"):
+            if key in runner:
+                durations[key] = self.value(("runner", key), runner[key], values.as_duration)
+        return self.value(
+            ("runner", "lock"),
+            url,
+            lambda u: parse_lock(u, durations.get("lock_ttl"), durations.get("lock_wait")),
+        )
 
     def task(self, name: str, table: Any, kill_after: int | None) -> GroupTask:
         where = ("tasks", name)

@@ -222,6 +222,13 @@ gracefully and are re-raised.
     help="Serve the control socket here (default: $XDG_RUNTIME_DIR/longrun/NAME.sock).",
 )
 @click.option("--no-control", is_flag=True, help="Serve no control socket (no longrun ctl).")
+@click.option(
+    "--lock",
+    metavar="URL",
+    help="Run the group only while holding this lock (file:PATH or etcd://HOST:PORT/KEY).",
+)
+@click.option("--lock-wait", metavar="DURATION", help="Wait this long for the lock, then exit 75.")
+@click.option("--lock-ttl", metavar="DURATION", help="etcd lease time to live (default 10s).")
 @output_options
 def group_command(
     file: str | None,
@@ -243,6 +250,9 @@ def group_command(
     name: str | None,
     control: str | None,
     no_control: bool,
+    lock: str | None,
+    lock_wait: str | None,
+    lock_ttl: str | None,
     log_format: str,
     verbose: int,
     quiet: int,
@@ -278,6 +288,12 @@ def group_command(
             "--retry-signal": retry_signal,
             "--retry-timeout": retry_timeout,
         }
+        if lock is not None or lock_wait is not None or lock_ttl is not None:
+            from dataclasses import replace
+
+            from longrun_cli.cli.options import lock_spec
+
+            group = replace(group, lock=lock_spec(lock, lock_wait, lock_ttl))
         given = [option for option, value in shared.items() if value not in (None, ())]
         if not given:
             return group

@@ -244,6 +244,13 @@ def cli() -> None:
     help="Failed checks in a row that stop the attempt as unhealthy (default 3).",
 )
 @click.option(
+    "--lock",
+    metavar="URL",
+    help="Run only while holding this lock: file:PATH (flock) or etcd://HOST:PORT/KEY.",
+)
+@click.option("--lock-wait", metavar="DURATION", help="One-shot: wait this long, then exit 75.")
+@click.option("--lock-ttl", metavar="DURATION", help="etcd lease time to live (default 10s).")
+@click.option(
     "--state-file",
     metavar="PATH",
     help="Keep retry budgets and backoff here across restarts of longrun.",

@@ -16,6 +16,11 @@ EXIT_STATUS = [
         "status after the stop (143 for a TERM), or 1 if that was 0.",
     ),
     ("125", "longrun itself failed: bad usage or an invalid value, named on stderr."),
+    (
+        "75",
+        "--lock: the lock was held elsewhere for all of --lock-wait, or a one-shot task "
+        "(or a group) lost it.",
+    ),
     ("126", "The command was found but could not be executed."),
     ("127", "The command was not found."),
     (
@@ -302,6 +307,11 @@ GROUP_KEYS = [
         "interval. Exclusive with interval.",
     ),
     ("cwd", "Working directory, relative to the file."),
+    (
+        "lock, lock_wait, lock_ttl",
+        "In [runner]: the whole group runs only while holding this lock, as longrun-group(1) "
+        "--lock, --lock-wait and --lock-ttl.",
+    ),
     (
         "state",
         "In [runner]: one state file for every task, an entry per task, as longrun-exec(1) "

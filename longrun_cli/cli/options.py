@@ -14,6 +14,7 @@ from longrun_cli.policy.taskspec import TaskSpec
 
 if TYPE_CHECKING:
     from longrun_cli.policy.breaker import Breaker
+    from longrun_cli.policy.lockurl import LockSpec
     from longrun_cli.policy.rule import RetryRule
 
 T = TypeVar("T")
@@ -38,6 +39,9 @@ class ExecOptions:
         "interval",
         "jitter",
         "kill_after",
+        "lock",
+        "lock_ttl",
+        "lock_wait",
         "name",
         "on_failure",
         "ping",
@@ -90,6 +94,9 @@ class ExecOptions:
         health_failures: str | None = None,
         retry_unhealthy: str | None = None,
         state_file: str | None = None,
+        lock: str | None = None,
+        lock_wait: str | None = None,
+        lock_ttl: str | None = None,
     ) -> None:
         self.command = command
         self.name = name
@@ -121,6 +128,9 @@ class ExecOptions:
         self.health_failures = health_failures
         self.retry_unhealthy = retry_unhealthy
         self.state_file = state_file
+        self.lock = lock
+        self.lock_wait = lock_wait
+        self.lock_ttl = lock_ttl
 
 
 def build_task_spec(options: ExecOptions) -> TaskSpec:
@@ -144,6 +154,7 @@ def build_task_spec(options: ExecOptions) -> TaskSpec:
         ping=_ping(options.ping),
         breaker=_breaker(options.circuit_breaker),
         state_file=_state_file(options.state_file),
+        lock=lock_spec(options.lock, options.lock_wait, options.lock_ttl),
         **_probes(options),
         **_env_files(options.env_file),
         **_schedule(options.schedule, options.timezone),
@@ -191,6 +202,17 @@ def _probes(options: ExecOptions) -> dict[str, Any]:
         except SpecError as exc:
             raise SpecError(f"--health: {exc}") from None
     return found
+
+
+def lock_spec(url: str | None, wait: str | None, ttl: str | None) -> LockSpec | None:
+    """--lock with --lock-wait and --lock-ttl (exec's and group's)."""
+    if url is None:
+        if wait is not None or ttl is not None:
+            raise SpecError("--lock-wait and --lock-ttl need --lock")
+        return None
+    from longrun_cli.policy.lockurl import parse_lock
+
+    return parse_lock(url, _duration("--lock-ttl", ttl), _duration("--lock-wait", wait))
 
 
 def _state_file(path: str | None) -> str | None:

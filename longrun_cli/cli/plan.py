@@ -19,6 +19,7 @@ from longrun_cli.policy.taskspec import TaskSpec
 
 if TYPE_CHECKING:
     from longrun_cli.policy.group import GroupSpec
+    from longrun_cli.policy.lockurl import LockSpec
     from longrun_cli.policy.rule import RetryRule
 
 # How many delays to show for a rule with unlimited retries.
@@ -64,6 +65,8 @@ def describe_plan(spec: TaskSpec) -> str:
         lines.append(f"ready when:  {spec.ready.what()}, tried every 1s (then systemd's READY=1)")
     if spec.health is not None:
         lines.append(f"health:      {spec.health.describe()} (WATCHDOG=1 only while healthy)")
+    if spec.lock is not None:
+        lines.append(f"lock:        {spec.lock.describe()}")
     if spec.state_file is not None:
         lines.append(
             f"state file:  {spec.state_file} (budgets and backoff survive a restart of longrun)"
@@ -113,6 +116,8 @@ def describe_group(group: GroupSpec) -> str:
             how = probe.describe()
             lines.append(f"ready when:  {how}, within {format_duration(probe.timeout)}")
     lines.append("")
+    if group.lock is not None:
+        lines.append(f"lock:        the whole group, {group.lock.describe()}")
     lines.append(
         f"shutdown order (hooks, within {format_duration(group.shutdown_timeout)} in all): "
         + ", ".join(group.shutdown_order())
@@ -202,6 +207,7 @@ def plan_record(spec: TaskSpec) -> dict[str, Any]:
             "failures": spec.health.failures,
         },
         "state_file": spec.state_file,
+        "lock": _lock_record(spec.lock),
         "schedule": None
         if spec.schedule is None
         else {
@@ -241,6 +247,7 @@ def group_plan_record(group: GroupSpec) -> dict[str, Any]:
         record["env"] = dict(task.spec.env)
         tasks.append(record)
     return {
+        "lock": _lock_record(group.lock),
         "start_order": group.levels(),
         "tasks": tasks,
         "shutdown_order": group.shutdown_order(),
@@ -343,4 +350,21 @@ def _probe_arguments(spec: TaskSpec) -> list[str]:
             ]
     if spec.state_file is not None:
         args.append(f"--state-file={spec.state_file}")
+    if spec.lock is not None:
+        args.append(f"--lock={spec.lock.url}")
+        if spec.lock.wait is not None:
+            args.append(f"--lock-wait={format_duration(spec.lock.wait)}")
+        if spec.lock.kind == "etcd":
+            args.append(f"--lock-ttl={format_duration(spec.lock.ttl)}")
     return args
+
+
+def _lock_record(lock: LockSpec | None) -> dict[str, Any] | None:
+    if lock is None:
+        return None
+    return {
+        "url": lock.url,
+        "kind": lock.kind,
+        "wait": _duration_or_none(lock.wait),
+        "ttl": format_duration(lock.ttl) if lock.kind == "etcd" else None,
+    }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from typing import TYPE_CHECKING
@@ -11,19 +12,28 @@ from longrun_cli.cli.session import Session, run_session
 from longrun_cli.engine.clock import MonotonicClock
 from longrun_cli.engine.process import reraise
 from longrun_cli.engine.task import Task
-from longrun_cli.engine.taskio import TaskResult
+from longrun_cli.engine.taskio import TaskResult, TaskStatus
 from longrun_cli.policy.duration import to_seconds
 from longrun_cli.policy.status import EXIT_USAGE
 from longrun_cli.policy.taskspec import TaskSpec
 
 if TYPE_CHECKING:
+    import asyncio
+    from collections.abc import Mapping
+
     from longrun_cli.cli.group import ControlSettings
+    from longrun_cli.engine.runner import RunnerResult
+    from longrun_cli.engine.taskio import TaskIO
+    from longrun_cli.locks import Hold
     from longrun_cli.policy.group import GroupSpec
+    from longrun_cli.telemetry import TaskTrace
 
 
 def run_exec(spec: TaskSpec, renderer: LogRenderer) -> int:
     async def work(session: Session) -> TaskResult:
         trace = session.tracer.task(spec.name, spec.argv)
+        if spec.lock is not None:
+            return await _run_locked(spec, session, trace)
         task = Task(
             spec, session.supervisor, MonotonicClock(), session.sink, session.stop, trace=trace
         )
@@ -41,6 +51,47 @@ def run_exec(spec: TaskSpec, renderer: LogRenderer) -> int:
         stop_signal=spec.stop_signal,
     )
     return _finish(result.exit_status, stop_signal)
+
+
+async def _run_locked(spec: TaskSpec, session: Session, trace: TaskTrace) -> TaskResult:
+    """--lock: only while the lock is held (imported only then)."""
+    from longrun_cli.engine.events import Event, Level
+    from longrun_cli.engine.locked import run_locked
+    from longrun_cli.locks import LockUnusable, locker_for
+
+    lock = spec.lock
+    assert lock is not None
+    clock = MonotonicClock()
+    tasks: list[Task] = []
+
+    def make(
+        held: TaskSpec, io: TaskIO, halt: asyncio.Future[None], runs: int, again: bool
+    ) -> Task:
+        task = Task(
+            held, session.supervisor, clock, session.sink, session.stop,
+            io=io, trace=trace, halt=halt, runs_before=runs, again=again,
+        )  # fmt: skip
+        tasks.append(task)
+        return task
+
+    def log(message: str) -> None:
+        session.sink.emit(Event("lock", spec.name, Level.WARNING, message))
+
+    # The command must be stopped before the lease can run out: its grace is capped.
+    grace = to_seconds(spec.kill_after)
+    if lock.kind == "etcd":
+        grace = max(0.1, min(grace, to_seconds(lock.ttl) / 2 - 0.5))
+        spec = spec._replace(kill_after=round(grace * 1e9))
+    try:
+        result = await run_locked(
+            spec, locker_for(lock, log, grace + 0.5), make, session.sink, session.stop
+        )
+    except LockUnusable as exc:
+        session.sink.emit(Event("usage", "longrun", Level.ERROR, str(exc)))
+        return TaskResult(TaskStatus.FAILED, EXIT_USAGE, 0)
+    if tasks:
+        await tasks[-1].run_hook(result)
+    return result
 
 
 def _finish(status: int, stop_signal: int | None) -> int:
@@ -63,9 +114,20 @@ def run_group(
     timestamps: bool = False,
 ) -> int:
     from longrun_cli.cli.render import output_prefixes
-    from longrun_cli.engine.runner import Runner, RunnerResult
+    from longrun_cli.engine.runner import Runner
 
     prefixes = output_prefixes([task.name for task in group.tasks], enabled=prefix)
+    if group.lock is not None and group.lock.kind == "etcd":
+        from dataclasses import replace
+
+        from longrun_cli.cli.group_lock import etcd_grace
+
+        cap = round(etcd_grace(group.lock) * 1e9)
+        capped = [
+            replace(task, spec=task.spec._replace(kill_after=min(task.spec.kill_after, cap)))
+            for task in group.tasks
+        ]
+        group = replace(group, tasks=tuple(capped))
     listening = None
     if control is not None:
         from longrun_cli.control.paths import ControlError, bind
@@ -78,6 +140,16 @@ def run_group(
             return EXIT_USAGE
 
     async def work(session: Session) -> RunnerResult:
+        if group.lock is not None:
+            from longrun_cli.cli.group_lock import run_holding
+
+            return await run_holding(group.lock, session, lambda hold: serve(session, hold))
+        return await serve(session, None)
+
+    async def serve(session: Session, hold: Hold | None) -> RunnerResult:
+        environ: Mapping[str, str] = os.environ
+        if hold is not None:
+            environ = {**os.environ, "LONGRUN_LOCK_TOKEN": str(hold.token)}
         runner = Runner(
             group,
             session.supervisor,
@@ -85,9 +157,12 @@ def run_group(
             session.sink,
             session.stop,
             prefixes=prefixes,
+            environ=environ,
             trace=session.tracer.group([task.name for task in group.tasks]),
             log_lines=group.log_lines,
             timestamps=timestamps,
+            gate=None if hold is None else hold.valid,
+            pass_fds=() if hold is None else hold.fds,
         )
         if listening is None or control is None:
             return await runner.run()

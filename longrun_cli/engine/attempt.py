@@ -68,6 +68,8 @@ class Attempts:
         def base_env(self) -> Mapping[str, str]: ...
 
     async def _attempt(self) -> Outcome | Interrupt:
+        if self._io.gate is not None and not self._io.gate():
+            return HALT  # --lock: not certainly held any more; nothing may start
         self._runs += 1
         attempt = self._streak + 1
         self._attempt_trace = self._trace.attempt(self._runs, attempt, self.spec.argv)
@@ -182,6 +184,7 @@ class Attempts:
             stdin_null=self._io.stdin_null,
             stderr_tail=self._tail,
             repeated_patterns=heartbeats,
+            pass_fds=self._io.pass_fds,
         )
 
     def _new_probes(self) -> AttemptProbes | None:

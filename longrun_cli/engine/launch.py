@@ -39,6 +39,7 @@ class LaunchSpec:
         "output_prefix",
         "output_stamp",
         "own_group",
+        "pass_fds",
         "quiet",
         "repeated_patterns",
         "stderr_patterns",
@@ -68,6 +69,7 @@ class LaunchSpec:
         output_stamp: Callable[[], bytes] | None = None,
         stderr_tail: StderrTail | None = None,
         repeated_patterns: frozenset[str] = frozenset(),
+        pass_fds: tuple[int, ...] = (),
     ) -> None:
         self.argv = argv
         self.env = env
@@ -94,6 +96,8 @@ class LaunchSpec:
         self.stderr_tail = stderr_tail
         # --health with a regex (a heartbeat): reported every time, not only the first
         self.repeated_patterns = repeated_patterns
+        # --lock file: the locked descriptor, so the lock lives as long as the command does
+        self.pass_fds = pass_fds
 
 
 class ExitStatus(NamedTuple):

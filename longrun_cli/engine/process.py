@@ -278,6 +278,7 @@ class Supervisor:
                     stdout=out_pipe[1] if out_pipe else quiet,
                     stderr=err_pipe[1] if err_pipe else quiet,
                     process_group=0 if spec.own_group else None,
+                    pass_fds=spec.pass_fds,
                     # Only set for a group too large for the soft descriptor limit; it
                     # calls one C function (the writer threads hold no lock it needs).
                     preexec_fn=self._restore_limits,  # noqa: PLW1509

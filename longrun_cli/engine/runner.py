@@ -56,7 +56,12 @@ class Runner:
         trace: GroupTrace | None = None,
         log_lines: int = 1000,
         timestamps: bool = False,
+        gate: Callable[[], bool] | None = None,
+        pass_fds: tuple[int, ...] = (),
     ) -> None:
+        # --lock: no attempt starts unless gate() (the lock is certainly held)
+        self._gate = gate
+        self._pass_fds = pass_fds
         self._timestamps = timestamps
         self._trace = trace
         self._log_lines = log_lines
@@ -198,6 +203,8 @@ class Runner:
             on_progress=lambda *fields: self._on_progress(state, Progress(*fields)),
             log=state.log,
             output_stamp=local_stamp if self._timestamps else None,
+            gate=self._gate,
+            pass_fds=self._pass_fds,
         )
         task = Task(
             group_task.spec,

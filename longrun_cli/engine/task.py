@@ -108,6 +108,10 @@ class Task(Cadence, Attempts):
         """The environment every process of this task starts from (before per-attempt keys)."""
         return self._base_env
 
+    def trace_event(self, name: str, **attributes: str | int | float) -> None:
+        """A moment in the task's life on its span (the lock taken)."""
+        self._trace.event(name, **attributes)
+
     async def run(self) -> TaskResult:
         """Run the task to its end; never raises for a failing command."""
         started = self._clock.now()
@@ -395,7 +399,7 @@ class Task(Cadence, Attempts):
             self._emit("deadline", Level.ERROR, "deadline passed")
             return TaskResult(TaskStatus.DEADLINE, EXIT_TIMEOUT, self._runs)
         if interrupt == HALT:
-            self._emit("stopped", Level.INFO, "stopped on request (longrun ctl)")
+            self._emit("stopped", Level.INFO, f"stopped {self._io.halt_reason}")
             return TaskResult(TaskStatus.STOPPED, 0, self._runs)
         signum = self._stop.signal
         if signum is None:

@@ -96,12 +96,15 @@ class TaskIO:
     # A plain class, not a NamedTuple: a NamedTuple's __new__ is compiled at run time,
     # on every start (~0.1 M instructions a field); this one comes compiled from the .pyc.
     __slots__ = (
+        "gate",
+        "halt_reason",
         "log",
         "on_progress",
         "on_ready_match",
         "on_started",
         "output_prefix",
         "output_stamp",
+        "pass_fds",
         "stderr_ready_patterns",
         "stdin_null",
         "stdout_patterns",
@@ -120,7 +123,16 @@ class TaskIO:
         | None = None,
         log: LogRing | None = None,
         output_stamp: Callable[[], bytes] | None = None,
+        gate: Callable[[], bool] | None = None,
+        halt_reason: str = "on request (longrun ctl)",
+        pass_fds: tuple[int, ...] = (),
     ) -> None:
+        # --lock file: descriptors the command inherits (the lock lives while it does)
+        self.pass_fds = pass_fds
+        # --lock: asked before every attempt; False stops the task as a halt
+        self.gate = gate
+        # why a halt stops this task, for its log line
+        self.halt_reason = halt_reason
         # group: copy both streams line by line
         self.output_prefix = output_prefix
         self.stdin_null = stdin_null

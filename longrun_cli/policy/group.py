@@ -5,10 +5,14 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import TYPE_CHECKING
 
 from longrun_cli.policy.duration import SECOND
 from longrun_cli.policy.errors import SpecError, quote
 from longrun_cli.policy.taskspec import TaskSpec
+
+if TYPE_CHECKING:
+    from longrun_cli.policy.lockurl import LockSpec
 
 # How long all shutdown hooks of a group may take together, unless configured.
 DEFAULT_SHUTDOWN_TIMEOUT = 30 * SECOND
@@ -153,6 +157,8 @@ class GroupSpec:
     # [runner] env_file and port: read and applied by cli.conventions.
     env_files: tuple[str, ...] = ()
     port: int | None = None
+    # --lock / [runner] lock: the whole group is a singleton among those sharing it.
+    lock: LockSpec | None = None
     order: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:

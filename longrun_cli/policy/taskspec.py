@@ -14,6 +14,7 @@ from longrun_cli.policy.errors import SpecError, quote
 if TYPE_CHECKING:
     from longrun_cli.policy.breaker import Breaker
     from longrun_cli.policy.group import ReadyProbe
+    from longrun_cli.policy.lockurl import LockSpec
     from longrun_cli.policy.probes import HealthCheck
     from longrun_cli.policy.schedule import Schedule
 
@@ -46,6 +47,7 @@ _FIELDS = (
     "ready",
     "health",
     "state_file",
+    "lock",
 )
 
 
@@ -84,6 +86,7 @@ class TaskSpec:
     ready: ReadyProbe | None  # exec --ready (a group task's is GroupTask.ready)
     health: HealthCheck | None  # --health: a liveness probe while an attempt runs
     state_file: str | None  # --state-file: budgets that survive a restart of longrun
+    lock: LockSpec | None  # --lock: at most one longrun among those sharing it runs
 
     def __init__(
         self,
@@ -110,11 +113,12 @@ class TaskSpec:
         ready: ReadyProbe | None = None,
         health: HealthCheck | None = None,
         state_file: str | None = None,
+        lock: LockSpec | None = None,
     ) -> None:
         values = (
             name, argv, policy, interval, delay, timeout, deadline, stop_signal, kill_after,
             shutdown, shutdown_timeout, foreground, env, cwd, file_env, env_files, schedule,
-            on_failure, ping, breaker, ready, health, state_file,
+            on_failure, ping, breaker, ready, health, state_file, lock,
         )  # fmt: skip
         for field, value in zip(_FIELDS, values, strict=True):
             object.__setattr__(self, field, value)

@@ -112,6 +112,11 @@ class NotifyingSink:
             # The retry is running now: STATUS= must not go on saying it waits.
             self._retrying.discard(event.task)
             notifier.send(f"STATUS={event.task}: running")
+        elif event.name in ("lock-acquired", "lock-standby", "lock-lost"):
+            if event.name == "lock-standby":
+                # A hot standby is up and doing its job: systemd must not time it out.
+                notifier.ready()
+            notifier.send(f"STATUS={event.task}: {event.message}")
         elif event.name == "circuit-open":
             notifier.send(f"STATUS={event.task}: {event.message}")
         elif event.name == "circuit-closed":

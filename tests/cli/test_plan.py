@@ -229,6 +229,34 @@ def state_file_option(draw: st.DrawFn) -> tuple[list[str], Check]:
     return [f"--state-file={name}"], check
 
 
+LOCKS = [
+    ("/var/lock/job.lock", "file:/var/lock/job.lock"),
+    ("file:relative/x", "file:relative/x"),
+    ("etcd://127.0.0.1:2379/jobs/poll", "etcd://127.0.0.1:2379/jobs/poll"),
+    ("etcd://a:1,[::1]:2/k", "etcd://a:1,[::1]:2/k"),
+]
+
+
+@st.composite
+def lock_option(draw: st.DrawFn) -> tuple[list[str], Check]:
+    """--lock with --lock-wait (and --lock-ttl for etcd), all single-valued."""
+    written, url = draw(st.sampled_from(LOCKS))
+    wait = draw(st.none() | st.integers(0, 10**12))
+    ttl = draw(st.integers(2, 3600)) * SECOND if url.startswith("etcd") else None
+    args = [f"--lock={written}"]
+    if wait is not None:
+        args.append(f"--lock-wait={draw(duration_text(wait))}")
+    if ttl is not None:
+        args.append(f"--lock-ttl={format_duration(ttl)}")
+
+    def check(plan: dict[str, Any]) -> None:
+        assert plan["lock"]["url"] == url
+        assert plan["lock"]["wait"] == (None if wait is None else format_duration(wait))
+        assert plan["lock"]["ttl"] == (None if ttl is None else format_duration(ttl))
+
+    return args, check
+
+
 @st.composite
 def success_option(draw: st.DrawFn) -> tuple[list[str], Check]:
     codes = draw(st.frozensets(st.integers(1, 255), min_size=1, max_size=5))
@@ -285,6 +313,8 @@ def garbage_option(draw: st.DrawFn) -> tuple[list[str], Check]:
                 "ready",
                 "health",
                 "state-file",
+                "lock",
+                "lock-ttl",
             ]
         )
     )
@@ -307,6 +337,7 @@ VALID_OPTIONS = st.one_of(
     ready_option(),
     health_option(),
     state_file_option(),
+    lock_option(),
     success_option(),
     jitter_option(),
     text_option("name", "task"),
@@ -315,7 +346,7 @@ VALID_OPTIONS = st.one_of(
 )
 SINGLE_VALUED = ("--interval", "--delay", "--timeout", "--deadline", "--kill-after",
                  "--shutdown-timeout", "--stop-signal", "--jitter", "--name", "--shutdown",
-                 "--retry-timeout", "--ready", "--health", "--state-file")  # fmt: skip
+                 "--retry-timeout", "--ready", "--health", "--state-file", "--lock")  # fmt: skip
 
 
 def option_sets(garbage: bool) -> st.SearchStrategy[list[tuple[list[str], Check]]]:
@@ -331,8 +362,10 @@ def assemble(options: list[tuple[list[str], Check]]) -> tuple[list[str], list[Ch
     for index, (args, _check) in enumerate(options):
         last_index[args[0].split("=")[0]] = index
     for index, (args, check) in enumerate(options):
-        argv += args
         option = args[0].split("=")[0]
+        if option == "--lock" and last_index[option] != index:
+            continue  # its --lock-wait/--lock-ttl would outlive it: only the last --lock is kept
+        argv += args
         if option not in SINGLE_VALUED or last_index[option] == index:
             checks.append(check)
     return argv, checks

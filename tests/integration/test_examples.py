@@ -34,6 +34,7 @@ def test_every_example_is_covered():
     covered = {
         "flaky.sh", "longrun-sync.service", "Makefile", "github-actions.yml",
         "gitlab-ci.yml", "Dockerfile", "k8s-job.yaml", "longrun.toml",
+        "k8s-deployment-lock.yaml", "longrun-poller.service",
     }  # fmt: skip
     assert {path.name for path in EXAMPLES.iterdir()} == covered
 
@@ -45,13 +46,14 @@ def test_flaky_script_succeeds_on_the_third_attempt():
     assert result.stdout == b"attempt 3: done\n"
 
 
-def test_systemd_unit_verifies(tmp_path):
+@pytest.mark.parametrize("name", ["longrun-sync.service", "longrun-poller.service"])
+def test_systemd_unit_verifies(tmp_path, name):
     """systemd-analyze verify accepts the unit (paths pointed at this machine)."""
-    unit = (EXAMPLES / "longrun-sync.service").read_text()
-    unit = unit.replace("/usr/local/bin/longrun", LONGRUN_SCRIPT).replace(
-        "/usr/local/bin/sync.sh", str(EXAMPLES / "flaky.sh")
-    )
-    path = tmp_path / "longrun-sync.service"
+    unit = (EXAMPLES / name).read_text()
+    unit = unit.replace("/usr/local/bin/longrun", LONGRUN_SCRIPT)
+    for script in ("/usr/local/bin/sync.sh", "/usr/local/bin/poll.sh"):
+        unit = unit.replace(script, str(EXAMPLES / "flaky.sh"))
+    path = tmp_path / name
     path.write_text(unit)
     result = subprocess.run(
         ["systemd-analyze", "verify", str(path)], capture_output=True, text=True, check=False
@@ -97,7 +99,11 @@ def test_ci_steps_are_valid_longrun_commands(name):
 
 @pytest.mark.parametrize(
     ("name", "pattern"),
-    [("Dockerfile", r"ENTRYPOINT (\[.*\])"), ("k8s-job.yaml", r"command: (\[.*\])")],
+    [
+        ("Dockerfile", r"ENTRYPOINT (\[.*\])"),
+        ("k8s-job.yaml", r"command: (\[.*\])"),
+        ("k8s-deployment-lock.yaml", r"command: (\[.*\])"),
+    ],
 )
 def test_container_entrypoints_are_valid_longrun_commands(name, pattern):
     """The Dockerfile's and the Job's longrun command lines parse (--dry-run)."""
@@ -144,3 +150,25 @@ def test_web_app_group_runs_migration_server_and_poller(tmp_path: Path):
     assert text.index("schema up to date") < text.index("poll 200")
     assert "web     | web drained" in text
     assert b"event=ready" in err
+
+
+@pytest.mark.parametrize("name", ["k8s-job.yaml", "k8s-deployment-lock.yaml"])
+def test_kubernetes_manifests_validate_against_the_schemas(name):
+    """kubernetes-validate (the API's own OpenAPI schemas, strict: no unknown fields)."""
+    import kubernetes_validate
+    import yaml
+
+    for document in yaml.safe_load_all((EXAMPLES / name).read_text()):
+        kubernetes_validate.validate(document, "1.33", strict=True)
+
+
+def test_the_jobs_failure_policy_maps_longruns_statuses():
+    import yaml
+
+    job = yaml.safe_load((EXAMPLES / "k8s-job.yaml").read_text())
+    rules = {
+        rule["action"]: rule["onExitCodes"]["values"]
+        for rule in job["spec"]["podFailurePolicy"]["rules"]
+        if "onExitCodes" in rule
+    }
+    assert rules == {"FailJob": [125, 126, 127], "Count": [124, 75]}

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import socket
 import time
 import uuid
 from collections.abc import Callable
@@ -85,7 +87,8 @@ class EtcdLocker(Locker):
             return None
         sent = time.monotonic()
         lease = await asyncio.wait_for(client.lease(int(self._ttl)), RPC_BOUND)
-        owner = uuid.uuid4().hex.encode()
+        # Who holds it, for `etcdctl get KEY`: host, pid, and a nonce of this acquisition.
+        owner = f"{socket.gethostname()} pid {os.getpid()} {uuid.uuid4().hex[:12]}".encode()
         txn = client.transactions
         taken, responses = await asyncio.wait_for(
             client.transaction(

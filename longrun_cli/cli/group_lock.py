@@ -25,12 +25,18 @@ if TYPE_CHECKING:
 
 
 async def run_holding(
-    spec: LockSpec, session: Session, serve: Callable[[Hold], Awaitable[RunnerResult]]
+    spec: LockSpec,
+    session: Session,
+    serve: Callable[[Hold], Awaitable[RunnerResult]],
+    show: Callable[[str], None],
 ) -> RunnerResult:
+    """``show``: the group's lock state as longrun ctl status reports it."""
     from longrun_cli.locks import LockUnusable, locker_for
 
     def emit(name: str, level: Level, message: str) -> None:
         session.sink.emit(Event(name, "longrun", level, message))
+        if name in ("lock-standby", "lock-acquired", "lock-lost", "lock-busy"):
+            show(message)
 
     grace = etcd_grace(spec) + 0.5 if spec.kind == "etcd" else 0.0
     try:

@@ -44,7 +44,11 @@ for a minute is closed; past 256 connections, the one idle longest is closed (co
 to make room. Requests:"""
 
 REQUESTS = [
-    ('{"version":1,"verb":"status"}', 'Response: "group", "pid" and "tasks", a list of rows.'),
+    (
+        '{"version":1,"verb":"status"}',
+        'Response: "group", "pid" and "tasks", a list of rows; with --lock, "lock": holder '
+        "(with the token) or standby.",
+    ),
     (
         '{"version":1,"verb":"status","watch":true}',
         "The status, then the whole status again after every change (at most ten a second).",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 from typing import TYPE_CHECKING
@@ -19,7 +18,6 @@ from longrun_cli.policy.taskspec import TaskSpec
 
 if TYPE_CHECKING:
     import asyncio
-    from collections.abc import Mapping
 
     from longrun_cli.cli.group import ControlSettings
     from longrun_cli.engine.runner import RunnerResult
@@ -140,16 +138,6 @@ def run_group(
             return EXIT_USAGE
 
     async def work(session: Session) -> RunnerResult:
-        if group.lock is not None:
-            from longrun_cli.cli.group_lock import run_holding
-
-            return await run_holding(group.lock, session, lambda hold: serve(session, hold))
-        return await serve(session, None)
-
-    async def serve(session: Session, hold: Hold | None) -> RunnerResult:
-        environ: Mapping[str, str] = os.environ
-        if hold is not None:
-            environ = {**os.environ, "LONGRUN_LOCK_TOKEN": str(hold.token)}
         runner = Runner(
             group,
             session.supervisor,
@@ -157,29 +145,36 @@ def run_group(
             session.sink,
             session.stop,
             prefixes=prefixes,
-            environ=environ,
             trace=session.tracer.group([task.name for task in group.tasks]),
             log_lines=group.log_lines,
             timestamps=timestamps,
-            gate=None if hold is None else hold.valid,
-            pass_fds=() if hold is None else hold.fds,
         )
-        if listening is None or control is None:
-            return await runner.run()
-        from longrun_cli.control.server import ControlServer
+        server = None
+        if listening is not None and control is not None:
+            from longrun_cli.control.server import ControlServer
 
-        server = ControlServer(
-            runner,
-            listening,
-            control.name,
-            session.sink,
-            lambda: session.request_stop(signal.SIGTERM),
-        )
-        await server.start()
+            server = ControlServer(
+                runner,
+                listening,
+                control.name,
+                session.sink,
+                lambda: session.request_stop(signal.SIGTERM),
+            )
+            # Before the lock is had: ctl status of a standby says it stands by.
+            await server.start()
         try:
-            return await runner.run()
+            if group.lock is None:
+                return await runner.run()
+            from longrun_cli.cli.group_lock import run_holding
+
+            async def serve(hold: Hold) -> RunnerResult:
+                runner.hold_lock(hold.token, hold.valid, hold.fds)
+                return await runner.run()
+
+            return await run_holding(group.lock, session, serve, runner.show_lock)
         finally:
-            await server.close()
+            if server is not None:
+                await server.close()
 
     grace = max(to_seconds(task.spec.kill_after) for task in group.tasks)
     # Two pipes per task, plus probes and hooks: a large group needs more than the

@@ -95,6 +95,8 @@ def table(response: dict[str, Any], *, colour: bool) -> str:
         if colour and row[1] in STATE_COLOURS:
             padded[1] = f"\x1b[{STATE_COLOURS[row[1]]}m{padded[1]}\x1b[0m"
         lines.append("  ".join(padded).rstrip())
+    if response.get("lock"):  # --lock: holder or standby, before the tasks
+        lines.insert(0, f"lock: {printable(str(response['lock']))}")
     return "\n".join(lines) + "\n"
 
 
@@ -124,7 +126,9 @@ def _live(first: dict[str, Any], responses: Iterator[dict[str, Any]]) -> None:
         elapsed = time.monotonic() - received
         group = printable(str(response.get("group", "")))
         shown = Table(
-            title=f"longrun group {group} (pid {response.get('pid')})", title_justify="left"
+            title=f"longrun group {group} (pid {response.get('pid')})"
+            + (f" — {printable(str(response['lock']))}" if response.get("lock") else ""),
+            title_justify="left",
         )
         for column in COLUMNS:
             shown.add_column(column, no_wrap=True)

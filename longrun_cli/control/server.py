@@ -182,7 +182,8 @@ class ControlServer:
     def _status(self) -> bytes:
         now = self._runner.clock.now()
         rows = [_row(view, now) for view in self._runner.views()]
-        return protocol.encode(ok=True, group=self._group, pid=os.getpid(), tasks=rows)
+        extra = {} if self._runner.lock_status is None else {"lock": self._runner.lock_status}
+        return protocol.encode(ok=True, group=self._group, pid=os.getpid(), tasks=rows, **extra)
 
     async def _watch(self, client: _Client) -> None:
         """Push the whole status after every change, at most ten times a second."""

@@ -61,6 +61,7 @@ class Runner:
     ) -> None:
         # --lock: no attempt starts unless gate() (the lock is certainly held)
         self._gate = gate
+        self.lock_status: str | None = None
         self._pass_fds = pass_fds
         self._timestamps = timestamps
         self._trace = trace
@@ -88,6 +89,18 @@ class Runner:
     def ending(self) -> bool:
         """The group is on its way out: no task will start again."""
         return self._operations.ending
+
+    def hold_lock(self, token: int, gate: Callable[[], bool], fds: tuple[int, ...]) -> None:
+        """--lock: what the tasks run under once the lock is held (before ``run``)."""
+        self._environ = {**self._environ, "LONGRUN_LOCK_TOKEN": str(token)}
+        self._gate = gate
+        self._pass_fds = fds
+
+    def show_lock(self, text: str) -> None:
+        """--lock: holder or standby, for longrun ctl status (and its watchers)."""
+        self.lock_status = text
+        for listener in list(self.listeners):
+            listener()
 
     def views(self) -> list[TaskView]:
         return [state.view() for state in self._states.values()]

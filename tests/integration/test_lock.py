@@ -319,3 +319,33 @@ def test_an_etcd_group_that_loses_its_lock_stops_every_task_with_75(tmp_path: Pa
     assert only[1] - killed_at < 2  # stopped within the TTL
     assert proc.returncode == 75
     assert b"lock lost" in err
+
+
+def test_ctl_status_says_holder_or_standby(tmp_path: Path, rundir):
+    """Two groups (different names) on one file lock: ctl status tells the holder, with its
+    token, from the standby."""
+    lock = str(tmp_path / "lock")
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(rundir)}
+
+    def group(name: str) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [*LONGRUN, "group", f"--name={name}", f"--lock={lock}", "-t", "a=sleep 300"],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+
+    def status(name: str) -> str:
+        result = longrun("ctl", f"--name={name}", "status", env=env)
+        return result.stdout.decode()
+
+    active = group("one")
+    try:
+        wait_for(lambda: status("one").startswith("lock: holder"), timeout=20)
+        passive = group("two")
+        try:
+            wait_for(lambda: status("two").startswith("lock: standby"), timeout=20)
+            assert "token 1" in status("one")
+            assert "a " in status("one")  # the holder's task runs
+        finally:
+            stop_all([passive])
+    finally:
+        stop_all([active])

@@ -298,3 +298,34 @@ def test_runner_state_gives_every_task_the_one_file(tmp_path):
     )
     expected = str(tmp_path / "run" / "state.json")
     assert {task.spec.state_file for task in group.tasks} == {expected}
+
+
+def test_runner_lock_makes_the_group_a_singleton(tmp_path):
+    group = from_toml(
+        write(
+            tmp_path,
+            '[runner]\nlock = "etcd://127.0.0.1:2379/shop"\nlock_ttl = "4s"\nlock_wait = "1m"\n'
+            '[tasks.a]\ncommand = "true"\n',
+        )
+    )
+    assert group.lock is not None
+    assert (group.lock.kind, group.lock.key) == ("etcd", "shop")
+    assert (group.lock.ttl, group.lock.wait) == (4 * SECOND, MINUTE)
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ('lock_wait = "1s"', "need lock"),
+        ('lock = "etcd://h/k"', "is not HOST:PORT"),
+        ('lock = "etcd://h:1/k"\nlock_ttl = "1500ms"', "whole seconds"),
+        ('lock = "/tmp/x"\nlock_ttl = "5s"', "applies to an etcd:// lock"),
+        ('lock = "zk://h:1/k"', "unknown scheme"),
+    ],
+)
+def test_bad_runner_locks_are_one_line(tmp_path, body, fragment):
+    path = write(tmp_path, f'[runner]\n{body}\n[tasks.a]\ncommand = "true"\n')
+    with pytest.raises(ConfigError) as info:
+        from_toml(path)
+    assert fragment in str(info.value)
+    assert "\n" not in str(info.value)

@@ -55,14 +55,16 @@ class LineFramer:
                 return chunk
             head, chunk = chunk[: newline + 1], chunk[newline + 1 :]
             self.streaming = False
-        data = self._partial + chunk if self._partial else chunk
-        last = data.rfind(b"\n")
+        last = chunk.rfind(b"\n")
         if last < 0:
-            self._partial = data
+            self._partial = self._partial + chunk if self._partial else chunk
             out = head
         else:
-            self._partial = data[last + 1 :]
-            out = head + self._prefixed(data[: last + 1])
+            # The carried partial line is not joined to the chunk (a copy of all of
+            # it): it goes between the prefix and the chunk's first line.
+            partial, self._partial = self._partial, chunk[last + 1 :]
+            lines = self._prefixed(partial, chunk, last)
+            out = head + lines if head else lines
         if len(self._partial) >= self._cap:
             out += self._prefix + self._partial
             self._partial = b""
@@ -81,12 +83,22 @@ class LineFramer:
         partial, self._partial = self._partial, b""
         return self._prefix + self._after_returns(partial) + b"\n"
 
-    def _prefixed(self, lines: bytes) -> bytes:
-        # Bulk operations on the whole block: no Python work per line.
-        if not self._prefix:
-            return lines
-        body = self._after_returns(lines[:-1])
-        return self._prefix + body.replace(b"\n", b"\n" + self._prefix) + b"\n"
+    def _prefixed(self, partial: bytes, chunk: bytes, last: int) -> bytes:
+        """``partial`` and ``chunk`` up to its newline at ``last``, each line behind the
+        prefix."""
+        # Bulk operations on the whole chunk, no Python work per line, and as few
+        # copies as can be: replace everything, then join the part wanted (a view).
+        prefix = self._prefix
+        if not prefix:
+            return partial + chunk[: last + 1]
+        if self._terminal and (b"\r" in chunk or b"\r" in partial):
+            body = self._after_returns(partial + chunk[:last])
+            return prefix + body.replace(b"\n", b"\n" + prefix) + b"\n"
+        replaced = chunk.replace(b"\n", b"\n" + prefix)
+        # What follows the last newline (the partial line) is cut off with its prefix.
+        end = len(replaced) - (len(chunk) - last - 1) - len(prefix)
+        with memoryview(replaced) as view:
+            return b"".join((prefix, partial, view[:end]))
 
     def _after_returns(self, text: bytes) -> bytes:
         if not self._terminal or b"\r" not in text:

@@ -25,6 +25,7 @@ import contextlib
 import errno
 import fcntl
 import os
+import stat
 import sys
 import threading
 from collections import deque
@@ -56,6 +57,12 @@ class Destination:
         self._written = 0
         self._thread = False
         self.is_terminal = os.isatty(fd)
+        # A regular file takes a write at once (the page cache): written in place, no
+        # thread to wake per chunk. Pipes and terminals can stall: they get the thread.
+        try:
+            self._direct = stat.S_ISREG(os.fstat(fd).st_mode)
+        except OSError:
+            self._direct = False
         self.broken = False  # EPIPE: nobody reads any more
         self.dropped = 0  # bytes a failed write lost (disk full, a closed descriptor)
         self.error = 0  # the errno of the first such failure
@@ -116,7 +123,7 @@ class Destination:
 
     def _enqueue(self, data: bytes) -> bool:
         self._submitted += len(data)
-        if not self._thread and not self._start():
+        if self._direct or (not self._thread and not self._start()):
             self._write(data)  # no thread to be had (ulimit -u): write in place
             self._written += len(data)
             return True

@@ -78,3 +78,19 @@ def test_followers_get_each_complete_line_once():
     assert got == [b"one", b"err", b"two"]
     assert ring.tail(2) == [b"err", b"two"]
     assert ring.tail(0) == []
+
+
+def test_a_chatty_task_keeps_little_and_counts_little():
+    """64 MiB of 70-byte lines in 64 KiB chunks: the ring holds about SOFT_BYTES, and
+    its tail is still the last 1,000 lines."""
+    from longrun_cli.engine import logring
+
+    line = b"x" * 69 + b"\n"
+    chunk = line * (65536 // 70) + b"x" * 30
+    ring = LogRing(1000, byte_limit=64 * 1024 * 1024)
+    for _ in range(1024):
+        ring.feed(1, chunk)
+    assert ring._bytes <= logring.SOFT_BYTES + 2 * len(chunk)
+    tail = ring.tail(1000)
+    assert len(tail) == 1000
+    assert set(tail) <= {b"x" * 69, b"x" * 30 + b"x" * 69}

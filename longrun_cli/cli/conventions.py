@@ -44,6 +44,7 @@ def apply(
     if plain and not conventions.env_files and os.path.isfile(DOTENV):
         common = [DOTENV]
     base = conventions.port if conventions.port is not None else group.port
+    asked = base is not None
     cache: dict[tuple[str, ...], dict[str, str]] = {}
     tasks = []
     for task in group.tasks:
@@ -55,7 +56,7 @@ def apply(
     if plain and base is None:
         base = _port_from({**environ, **cache.get(tuple(common), {})})
     try:
-        return replace(group, tasks=expand(tasks, conventions.scales, base))
+        return replace(group, tasks=expand(tasks, conventions.scales, base, ports_asked=asked))
     except SpecError as exc:
         raise ConfigError(str(exc)) from None
 

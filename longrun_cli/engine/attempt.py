@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from longrun_cli.engine.events import Level
@@ -18,8 +19,6 @@ from longrun_cli.policy.outcome import Outcome
 from longrun_cli.policy.signals import signal_name
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-
     from longrun_cli.engine.clock import Clock
     from longrun_cli.engine.launch import ExitStatus
     from longrun_cli.engine.ping import Pinger
@@ -43,7 +42,8 @@ class Attempts:
     _trace: TaskTrace
     _attempt_trace: AttemptTrace | None
     _attempt_pid: int | None
-    _base_env: dict[str, str]
+    _environ: Mapping[str, str]
+    _env_overlay: dict[str, str]
     _io: TaskIO
     _spawner: Spawner
     _stop: StopControl
@@ -74,8 +74,7 @@ class Attempts:
         attempt = self._streak + 1
         self._attempt_trace = self._trace.attempt(self._runs, attempt, self.spec.argv)
         self._attempt_pid = None
-        env = self._base_env.copy()
-        env.update(self._attempt_trace.child_env())
+        env = {**self._environ, **self._env_overlay, **self._attempt_trace.child_env()}
         env["LONGRUN_ATTEMPT"] = str(attempt)
         env["LONGRUN_RUN"] = str(self._runs)
         if self.spec.on_failure or self.spec.ping:
@@ -89,6 +88,9 @@ class Attempts:
         except SpawnError as exc:
             self._probes = None
             return Outcome(exit_code=exc.status, spawn_error=str(exc))
+        # Not kept for the attempt's life: a group of 2,000 running tasks would hold
+        # 2,000 copies of the environment.
+        del env, launch
         self._attempt_pid = child.pid
         self._progress("running", child.pid)
         if self._pinger is not None:

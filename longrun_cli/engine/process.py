@@ -44,7 +44,9 @@ class Child:
     def __init__(self, supervisor: Supervisor, pid: int, spec: LaunchSpec) -> None:
         self.pid = pid
         self.own_group = spec.own_group
-        self._spec = spec
+        # Only what stopping needs: the spec (and its environment) is not kept.
+        self._kill_after = spec.kill_after
+        self._stop_signal = spec.stop_signal
         self._supervisor = supervisor
         self._exited: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._stdout_copier: StreamCopier | LineCopier | None = None
@@ -111,7 +113,7 @@ class Child:
         group (setsid). Copying goes on in the background; the process is
         stopped when longrun ends. Output still flowing is always waited for.
         """
-        grace = max(self._spec.kill_after, 0.5)
+        grace = max(self._kill_after, 0.5)
         while True:
             try:
                 return await asyncio.wait_for(copier.finish(), timeout=grace), False
@@ -146,10 +148,10 @@ class Child:
         cannot hit a stranger. Polling is fine here: it only runs when something
         was left.
         """
-        if not self.own_group or not self.send_stop(self._spec.stop_signal):
+        if not self.own_group or not self.send_stop(self._stop_signal):
             self._group_gone = True
             return
-        deadline = asyncio.get_running_loop().time() + self._spec.kill_after
+        deadline = asyncio.get_running_loop().time() + self._kill_after
         while self.send(0):
             if asyncio.get_running_loop().time() >= deadline:
                 self.send(signal.SIGKILL)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -76,6 +77,7 @@ class Runner:
         self._states: dict[str, TaskState] = {}
         self._first_failure: str | None = None
         self._all_ready_sent = False
+        self._unready: deque[str] = deque()
         patience = max(to_seconds(task.spec.kill_after) for task in group.tasks) + 5.0
         self._operations = Operations(self._states, stop, clock, patience)
         # Called after any task changes state (longrun ctl status --watch).
@@ -133,6 +135,7 @@ class Runner:
             )
             for task in self._group.tasks
         )
+        self._look_again()
         await asyncio.gather(*(self._run_one(state) for state in self._states.values()))
         results = {name: state.done.result() for name, state in self._states.items()}
         await self._run_hooks(results)
@@ -196,6 +199,7 @@ class Runner:
         if not state.wake.done() or self._stop.is_requested:
             return False
         state.parked = False
+        self._look_again()
         return True
 
     async def _start(self, state: TaskState) -> TaskResult:
@@ -206,6 +210,7 @@ class Runner:
         if state.task is not None:  # started again: readiness is to be shown anew
             state.ready.clear()
             state.ready_failed.clear()
+            self._look_again()
         io = TaskIO(
             output_prefix=self._prefixes.get(group_task.name, b""),
             stdin_null=True,
@@ -291,9 +296,19 @@ class Runner:
         """
         if self._all_ready_sent or self._stop.is_requested:
             return
-        if all(self._counts_as_ready(s) for s in self._states.values()):
-            self._all_ready_sent = True
-            self._emit("longrun", "all-ready", Level.DEBUG, "every task is ready")
+        # The tasks not yet seen ready, in order: each check looks at the first only
+        # until it is ready (2,000 tasks starting cost 2,000 looks, not 2,000 x 2,000).
+        unready = self._unready
+        while unready:
+            if not self._counts_as_ready(self._states[unready[0]]):
+                return
+            unready.popleft()
+        self._all_ready_sent = True
+        self._emit("longrun", "all-ready", Level.DEBUG, "every task is ready")
+
+    def _look_again(self) -> None:
+        """A task may no longer count as ready (started again): check them all anew."""
+        self._unready = deque(self._states)
 
     @staticmethod
     def _counts_as_ready(state: TaskState) -> bool:

@@ -83,7 +83,10 @@ class Task(Cadence, Attempts):
         self._sink = sink
         self._stop = stop
         self._uniform01 = uniform01 or random_sample
-        self._base_env = {**environ, **spec.file_env, **spec.env, "LONGRUN_TASK": spec.name}
+        # What this task adds to the shared environment: one small dict per task, not a
+        # copy of the whole environment (2,000 tasks x 90 variables was 10 MiB).
+        self._environ = environ
+        self._env_overlay = {**spec.file_env, **spec.env, "LONGRUN_TASK": spec.name}
         self._deadline_at: float | None = None
         self._runs = runs_before
         self._again = again  # started again on request (longrun ctl): no initial delay
@@ -106,7 +109,7 @@ class Task(Cadence, Attempts):
     @property
     def base_env(self) -> Mapping[str, str]:
         """The environment every process of this task starts from (before per-attempt keys)."""
-        return self._base_env
+        return {**self._environ, **self._env_overlay}
 
     def trace_event(self, name: str, **attributes: str | int | float) -> None:
         """A moment in the task's life on its span (the lock taken)."""
@@ -144,7 +147,7 @@ class Task(Cadence, Attempts):
         from longrun_cli.engine.hooks import notify_failure
 
         env = {
-            **self._base_env,
+            **self.base_env,
             "LONGRUN_STATUS": result.status.value,
             "LONGRUN_EXIT_STATUS": str(result.exit_status),
             "LONGRUN_ATTEMPTS": str(result.runs),
@@ -171,7 +174,7 @@ class Task(Cadence, Attempts):
 
             bound = to_seconds(self.spec.shutdown_timeout)
             env = {
-                **self._base_env,
+                **self.base_env,
                 "LONGRUN_STATUS": result.status.value,
                 "LONGRUN_EXIT_STATUS": str(result.exit_status),
             }

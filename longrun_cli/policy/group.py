@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import heapq
+from collections import Counter
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING
@@ -165,7 +166,8 @@ class GroupSpec:
         if not self.tasks:
             raise SpecError("the group has no tasks")
         names = [task.name for task in self.tasks]
-        duplicates = sorted({name for name in names if names.count(name) > 1})
+        counts = Counter(names)  # linear: a 2,000-task group is checked in a blink
+        duplicates = sorted(name for name, count in counts.items() if count > 1)
         if duplicates:
             raise SpecError(f"duplicate task names: {', '.join(duplicates)}")
         if self.shutdown_timeout <= 0:

@@ -41,9 +41,18 @@ def parse_scale(text: str, where: str) -> int:
 
 
 def expand(
-    tasks: Sequence[GroupTask], scales: Mapping[str, int], port_base: int | None = None
+    tasks: Sequence[GroupTask],
+    scales: Mapping[str, int],
+    port_base: int | None = None,
+    *,
+    ports_asked: bool = True,
 ) -> tuple[GroupTask, ...]:
-    """Every task as its replicas (``scales`` over each task's own ``scale``), with PORT."""
+    """Every task as its replicas (``scales`` over each task's own ``scale``), with PORT.
+
+    A PORT past 65535 is an error when a base was asked for (``--port``, ``[runner]
+    port``); from the default base (5000, or PORT), such tasks get none: a -t or
+    Procfile group of 2,000 workers must not fail for a convention of web servers.
+    """
     names = {task.name for task in tasks}
     unknown = sorted(set(scales) - names)
     if unknown:
@@ -65,9 +74,10 @@ def expand(
             env = dict(task.spec.env)
             if port_base is not None and "PORT" not in env:
                 port = port_base + PORT_STEP * index + number - 1
-                if port > 65535:
+                if port > 65535 and ports_asked:
                     raise SpecError(f"task {quote(name)}: PORT {port} is above 65535")
-                env["PORT"] = str(port)
+                if port <= 65535:
+                    env["PORT"] = str(port)
             env["LONGRUN_REPLICA"] = str(number)
             spec = task.spec._replace(name=name, env=env)
             expanded.append(replace(task, spec=spec, depends_on=depends_on, scale=1))

@@ -329,3 +329,18 @@ def test_bad_runner_locks_are_one_line(tmp_path, body, fragment):
         from_toml(path)
     assert fragment in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def test_a_big_plain_group_gets_ports_while_they_fit(tmp_path):
+    """2,000 -t tasks: the default PORT stops at 65535 instead of failing the group; an
+    asked-for base that overflows is still an error."""
+    from longrun_cli.cli.conventions import Conventions, apply
+
+    group = from_inline([f"t{i}=true" for i in range(2000)], 30 * SECOND, None)
+    expanded = apply(group, Conventions(), plain=True, environ={})
+    ports = [task.spec.env.get("PORT") for task in expanded.tasks]
+    assert ports[0] == "5000"
+    assert ports[605] == "65500"
+    assert ports[606] is None
+    with pytest.raises(ConfigError, match="above 65535"):
+        apply(group, Conventions(port=5000), plain=True, environ={})

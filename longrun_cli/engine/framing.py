@@ -36,6 +36,8 @@ class LineFramer:
         self._cap = cap
         self._partial = b""
         self.streaming = False
+        # The last chunk fed ended a line (so a partial line after it is a new one).
+        self.line_ended = False
         # On a terminal a bare \r (a progress bar redrawn in place) returns to the
         # start of the line: the prefix follows it, or the redraw would cover it.
         self._terminal = terminal and bool(prefix)
@@ -56,6 +58,7 @@ class LineFramer:
             head, chunk = chunk[: newline + 1], chunk[newline + 1 :]
             self.streaming = False
         last = chunk.rfind(b"\n")
+        self.line_ended = last >= 0 or bool(head)
         if last < 0:
             self._partial = self._partial + chunk if self._partial else chunk
             out = head

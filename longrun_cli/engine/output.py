@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from longrun_cli.engine.logring import LogRing
 
 READ_SIZE = 64 * 1024
+READS_PER_TURN = 4  # chunks taken from one pipe before the loop polls again
 PARTIAL_WAIT = 0.1  # seconds a partial line may wait for the rest of it
 HIGH_WATER = 4 * 1024 * 1024  # queued bytes per destination before the readers pause
 STREAM_TURN = 1.0  # seconds a line being streamed may keep the others waiting
@@ -231,6 +232,7 @@ class LineCopier:
         self._loop = asyncio.get_running_loop()
         self._done: asyncio.Future[frozenset[str]] = self._loop.create_future()
         self._timer: asyncio.TimerHandle | None = None
+        self._partial_since = 0.0  # when the partial line now kept began
         self._paused = False
         self._seen_written = -1
         self._streaming_since = 0.0
@@ -264,15 +266,23 @@ class LineCopier:
         return self._watch.hits()
 
     def _on_readable(self) -> None:
-        try:
-            chunk = os.read(self._fd, READ_SIZE)
-        except BlockingIOError:
-            return
-        except OSError:
-            chunk = b""
-        if not chunk or self._destination.broken:
-            self._end()
-            return
+        # A full chunk says more is waiting: take a few more before going back to the
+        # loop's poll (a chatty task costs fewer turns of the loop), unless paused.
+        for _ in range(READS_PER_TURN):
+            try:
+                chunk = os.read(self._fd, READ_SIZE)
+            except BlockingIOError:
+                return
+            except OSError:
+                chunk = b""
+            if not chunk or self._destination.broken:
+                self._end()
+                return
+            self._take(chunk)
+            if len(chunk) < READ_SIZE or self._paused:
+                return
+
+    def _take(self, chunk: bytes) -> None:
         self._watch.search_chunk(chunk)
         if self._log is not None:
             self._log.feed(self._destination.fd, chunk)
@@ -299,12 +309,20 @@ class LineCopier:
             self._destination.when_drained(self._resume)
 
     def _arm_timer(self, *, restart: bool) -> None:
-        """A partial line waits PARTIAL_WAIT at most; a streamed one, PARTIAL_WAIT of silence."""
-        pending = self._framer is not None and self._framer.pending
-        if self._timer is not None and (restart or not pending):
-            self._timer.cancel()
-            self._timer = None
-        if pending and self._timer is None:
+        """A partial line waits PARTIAL_WAIT at most; a streamed one, PARTIAL_WAIT of silence.
+
+        One timer, not one per chunk: a chunk only notes when the partial line it
+        leaves began, and the timer, when it fires, waits on for what is left.
+        """
+        framer = self._framer
+        if framer is None or not framer.pending:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            return
+        if restart or framer.line_ended:
+            self._partial_since = self._loop.time()
+        if self._timer is None:
             self._timer = self._loop.call_later(PARTIAL_WAIT, self._cut_partial)
 
     def _resume(self) -> None:
@@ -314,6 +332,14 @@ class LineCopier:
 
     def _cut_partial(self) -> None:
         self._timer = None
+        left = self._partial_since + PARTIAL_WAIT - self._loop.time()
+        if self._paused or left > 0:
+            # Paused: not the command's silence, longrun stopped reading (a slow
+            # reader), and the rest of the line is in the pipe. Otherwise the partial
+            # line is younger than the wait: wait for what is left of it.
+            self._timer = self._loop.call_later(PARTIAL_WAIT if self._paused else left,
+                                                self._cut_partial)  # fmt: skip
+            return
         if self._framer is not None and not self._done.done():
             self._put(self._framer.cut())
 

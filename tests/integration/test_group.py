@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import signal
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import alive, longrun, read_pids, start, wait_for
+from tests.integration.conftest import LONGRUN, alive, longrun, read_pids, start, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -233,3 +234,29 @@ def test_a_one_task_group_does_not_speak_of_other_tasks():
     assert result.returncode == 1
     assert b'msg="failed permanently"' in result.stderr
     assert b"other tasks" not in result.stderr
+
+
+def test_a_late_reader_gets_every_line_whole():
+    """4 x 5 MB of 70-byte lines into a pipe whose reader starts 1 s late: longrun stops
+    reading while the pipe is full, and a line it holds half of then is not cut in two
+    (it used to be, once PARTIAL_WAIT passed): exactly the lines written, each prefixed."""
+    import sys as _sys
+
+    line = "0" * 69
+    tasks = [arg for name in "abcd" for arg in ("-t", f"{name}=yes {line} | head -c 5000000")]
+    writer = subprocess.Popen(
+        [*LONGRUN, "group", "--no-control", *tasks],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    reader = subprocess.run(
+        [_sys.executable, "-c", "import sys, time; time.sleep(1); sys.stdout.buffer.write(sys.stdin.buffer.read())"],
+        stdin=writer.stdout, capture_output=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert writer.stdout is not None
+    writer.stdout.close()
+    assert writer.wait(timeout=60) == 0
+    lines = reader.stdout.split(b"\n")[:-1]
+    assert len(lines) == 4 * (5_000_000 // 70) + 4  # each task's last, partial line too
+    assert all(text[:4] in (b"a | ", b"b | ", b"c | ", b"d | ") for text in lines)
+    whole = [text for text in lines if len(text) == 4 + 69]
+    assert len(whole) == 4 * (5_000_000 // 70)

@@ -1,0 +1,320 @@
+"""Issue 16, measured beside the peers in one run: a group's output, 2,000 tasks, footprint.
+
+Run: .venv/bin/python benchmarks/output_bench.py [--write]   (--write: the section of
+docs/benchmarks.md between its "output-bench" markers). Uses, when present: honcho and
+supervisord (the bench extra), concurrently (npm; BENCH_NPM_DIR/node_modules/.bin, or on
+PATH), wall time, and CPU, RSS and threads from /proc.
+
+1. Group output: 4 tasks each writing 50 MB of 70-byte lines, prefixed, into a file:
+   longrun now and before (BASE, a git revision, run from a worktree), concurrently,
+   honcho (at a tenth of the size: it is 50x slower), the raw pipes. Net rate: bytes
+   over the wall time minus the same tool's run with no output. Every line counted.
+2. The same output piped to a reader that starts 2 s late: lines delivered.
+3. 2,000 sleeping tasks, one failing after 3 s: start to nothing left, wall and CPU,
+   peak RSS and threads of the supervisor, beside honcho and supervisord.
+4. Peak RSS of `longrun exec -- sleep 1` vs `python3 -c 'import click, asyncio, time;
+   time.sleep(1)'`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+LONGRUN = str(Path(PYTHON).with_name("longrun"))
+BASE = os.environ.get("BASE", "60db85c")  # main before issue 16's work
+LINE = "0" * 69  # + newline: 70 bytes
+MB = 50_000_000
+NAMES = "abcd"
+
+
+def producer(size: int) -> str:
+    return f"yes {LINE} | head -c {size}" if size else "true"
+
+
+def tool(which: str) -> str | None:
+    npm = Path(os.environ.get("BENCH_NPM_DIR", "/tmp/npmc")) / "node_modules" / ".bin" / which
+    if npm.exists():
+        return str(npm)
+    local = Path(PYTHON).with_name(which)
+    return str(local) if local.exists() else shutil.which(which)
+
+
+class Sample:
+    """Wall time, and the CPU, peak RSS and threads of the supervisor process itself."""
+
+    def __init__(self, argv: list[str], cwd: str | None = None, env: dict[str, str] | None = None,
+                 stdout: object = subprocess.DEVNULL) -> None:  # fmt: skip
+        tick = os.sysconf("SC_CLK_TCK")
+        began = time.perf_counter()
+        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=stdout, stderr=subprocess.DEVNULL)
+        self.cpu = self.peak = 0.0
+        self.threads = 0
+        while proc.poll() is None:
+            try:
+                for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        self.peak = max(self.peak, int(line.split()[1]) / 1024)
+                    elif line.startswith("Threads:"):
+                        self.threads = max(self.threads, int(line.split()[1]))
+                fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+                self.cpu = (int(fields[11]) + int(fields[12])) / tick
+            except (OSError, ValueError, IndexError):
+                pass
+            time.sleep(0.01)
+        self.wall = time.perf_counter() - began
+        self.status = proc.returncode
+
+
+def median_wall(make: object, repeats: int) -> float:
+    return statistics.median(make().wall for _ in range(repeats))  # type: ignore[operator]
+
+
+def group_argv(size: int, before: Path | None) -> list[str]:
+    tasks = [arg for name in NAMES for arg in ("-t", f"{name}={producer(size)}")]
+    head = [PYTHON, "-m", "longrun_cli"] if before else [LONGRUN]
+    return [*head, "group", "--no-control", *tasks]
+
+
+def concurrently_argv(size: int) -> list[str] | None:
+    exe = tool("concurrently")
+    if exe is None:
+        return None
+    return [exe, "-n", ",".join(NAMES), *([producer(size)] * len(NAMES))]
+
+
+def honcho_dir(size: int) -> str:
+    directory = tempfile.mkdtemp(prefix="lr-honcho-")
+    Path(directory, "Procfile").write_text("".join(f"{name}: {producer(size)}\n" for name in NAMES))
+    return directory
+
+
+def output(repeats: int) -> list[str]:
+    out = Path(tempfile.mkdtemp(prefix="lr-out-")) / "out.txt"
+    base = Path(tempfile.mkdtemp(prefix="lr-base-"))
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "-q", "--detach", str(base), BASE],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    before_env = {**os.environ, "PYTHONPATH": str(base)}
+    rows: list[tuple[str, float, float, int | None]] = []  # name, MB/s net, wall, lines
+
+    # Not this checkout's directory: `python -m longrun_cli` would import it from there.
+    elsewhere = tempfile.mkdtemp(prefix="lr-cwd-")
+
+    def into_file(argv: list[str], **kwargs: object) -> object:
+        def run() -> Sample:
+            kwargs.setdefault("cwd", elsewhere)
+            with out.open("wb") as sink:
+                return Sample(argv, stdout=sink, **kwargs)  # type: ignore[arg-type]
+
+        return run
+
+    def measure(name: str, full: list[str], empty: list[str], size: int, **kw: object) -> None:
+        wall = median_wall(into_file(full, **kw), repeats)
+        lines = out.read_bytes().count(b"\n")
+        idle = median_wall(into_file(empty, **kw), repeats)
+        rate = len(NAMES) * size / max(wall - idle, 1e-3) / 1e6
+        rows.append((name, rate, wall, lines))
+
+    try:
+        raw_full = ["sh", "-c", " & ".join([producer(MB)] * 4) + "; wait"]
+        raw_empty = ["sh", "-c", "true"]
+        measure("raw pipes into the file (no prefix)", raw_full, raw_empty, MB)
+        measure("longrun group (now)", group_argv(MB, None), group_argv(0, None), MB)
+        measure(f"longrun group (before, {BASE})", group_argv(MB, base), group_argv(0, base), MB,
+                env=before_env)  # fmt: skip
+        full = concurrently_argv(MB)
+        empty = concurrently_argv(0)
+        if full and empty:
+            measure("concurrently (npm)", full, empty, MB)
+        honcho = tool("honcho")
+        if honcho:
+            small = MB // 10
+            full_dir, empty_dir = honcho_dir(small), honcho_dir(0)
+            wall = median_wall(into_file([honcho, "start"], cwd=full_dir), repeats)
+            lines = out.read_bytes().count(b"\n")
+            idle = median_wall(into_file([honcho, "start"], cwd=empty_dir), repeats)
+            rate = len(NAMES) * small / max(wall - idle, 1e-3) / 1e6
+            rows.append((f"honcho start ({small // 1_000_000} MB per task)", rate, wall, lines))
+        check = subprocess.run(group_argv(MB, None), capture_output=True, check=False)
+        lines = check.stdout.split(b"\n")[:-1]
+        exact = all(line[:4] in (b"a | ", b"b | ", b"c | ", b"d | ") for line in lines)
+    finally:
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base)],
+                       check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    expected = len(NAMES) * (MB // 70) + (len(NAMES) if MB % 70 else 0)
+    now = next(r for r in rows if r[0].startswith("longrun group (now)"))
+    before = next(r for r in rows if r[0].startswith("longrun group (before"))
+    lines_out = [
+        "### A group's output: 4 tasks x 50 MB of 70-byte lines, prefixed, into a file",
+        "",
+        f"Median of {repeats}; net rate: bytes over (wall - the same run writing nothing).",
+        "",
+        "| tool | net MB/s | wall s | lines out |",
+        "|---|---|---|---|",
+    ]
+    for name, rate, wall, count in rows:
+        lines_out.append(f"| {name} | {rate:.0f} | {wall:.3f} | {count} |")
+    conc = next((r for r in rows if r[0].startswith("concurrently")), None)
+    lines_out += [
+        "",
+        f"- longrun now vs before: **{now[1] / before[1]:.2f}x** the net rate "
+        f"({before[2] / now[2]:.2f}x in wall time, start-up included); goal >= 3x.",
+    ]
+    if conc:
+        lines_out.append(
+            f"- longrun vs concurrently: **{now[1] / conc[1]:.2f}x** the net rate; goal >= 1.5x."
+        )
+    lines_out += [
+        f"- every line prefixed, none lost: {len(lines)} lines of {expected} expected, "
+        f"{'all' if exact else 'NOT all'} behind their task's prefix.",
+        "",
+    ]
+    return lines_out
+
+
+def slow_reader() -> list[str]:
+    reader = [
+        PYTHON,
+        "-c",
+        "import sys, time; time.sleep(2); print(sys.stdin.buffer.read().count(b'\\n'))",
+    ]
+    expected = len(NAMES) * (MB // 70) + (len(NAMES) if MB % 70 else 0)
+    rows = []
+    contenders = {
+        "longrun group": group_argv(MB, None),
+        "concurrently (npm)": concurrently_argv(MB),
+    }
+    for name, argv in contenders.items():
+        if argv is None:
+            continue
+        writer = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        counted = subprocess.run(reader, stdin=writer.stdout, capture_output=True, text=True,
+                                 check=False).stdout.strip()  # fmt: skip
+        assert writer.stdout is not None
+        writer.stdout.close()
+        writer.wait()
+        rows.append(f"| {name} | {counted} | {expected} |")
+    return [
+        "### The same output into a pipe whose reader starts 2 s late",
+        "",
+        "| tool | lines delivered | lines written |",
+        "|---|---|---|",
+        *rows,
+        "",
+    ]
+
+
+def scale(tasks: int = 2000) -> list[str]:
+    directory = tempfile.mkdtemp(prefix="lr-scale-")
+    lines = [f"t{i}: sleep 300" for i in range(tasks - 1)] + ["bad: sleep 3; exit 3"]
+    Path(directory, "Procfile").write_text("\n".join(lines) + "\n")
+    rows = []
+
+    def left() -> int:
+        found = subprocess.run(
+            ["pgrep", "-f", "^sleep 300$"], capture_output=True, text=True, check=False
+        )
+        return len(found.stdout.split())
+
+    contenders = {
+        "longrun group --procfile": [LONGRUN, "group", "--no-control", "--procfile", "Procfile"]
+    }
+    honcho = tool("honcho")
+    if honcho:
+        contenders["honcho start"] = [honcho, "start"]
+    supervisord = tool("supervisord")
+    if supervisord:
+        conf = Path(directory, "supervisord.conf")
+        programs = "".join(
+            f"[program:t{i}]\ncommand=sleep 300\nautorestart=false\nstartsecs=0\n"
+            for i in range(tasks - 1)
+        )
+        conf.write_text(
+            "[supervisord]\nnodaemon=true\nlogfile=/dev/null\npidfile="
+            + directory
+            + "/s.pid\n"
+            + programs
+            + "[program:bad]\ncommand=sh -c 'sleep 3; kill -TERM $PPID'\nstartsecs=0\n"
+        )
+        contenders["supervisord (the failing program stops it)"] = [supervisord, "-c", str(conf)]
+    for name, argv in contenders.items():
+        sample = Sample(argv, cwd=directory)
+        time.sleep(0.5)
+        leftover = left()
+        subprocess.run(["pkill", "-KILL", "-f", "^sleep 300$"], check=False)
+        rows.append(
+            f"| {name} | {sample.wall:.2f} | {sample.cpu:.2f} | {sample.peak:.1f} | "
+            f"{sample.threads} | {leftover} |"
+        )
+    return [
+        f"### {tasks} sleeping tasks, one failing after 3 s: start to nothing left",
+        "",
+        "| tool | wall s | CPU s | peak RSS MiB | threads | left running |",
+        "|---|---|---|---|---|---|",
+        *rows,
+        "",
+        "Goals for longrun: wall <= 5 s, CPU <= 3 s, peak RSS <= 60 MiB, threads <= 64, "
+        "nothing left. (supervisord's CPU and RSS are its own process's.)",
+        "",
+    ]
+
+
+def footprint(repeats: int = 3) -> list[str]:
+    ours = statistics.median(
+        Sample([LONGRUN, "exec", "--", "sleep", "1"]).peak for _ in range(repeats)
+    )
+    floor = statistics.median(
+        Sample([PYTHON, "-c", "import click, asyncio, time; time.sleep(1)"]).peak
+        for _ in range(repeats)
+    )
+    return [
+        "### Peak RSS of one wrapped `sleep 1`",
+        "",
+        f"- `longrun exec -- sleep 1`: {ours:.1f} MiB; `python3 -c 'import click, asyncio, time; "
+        f"time.sleep(1)'`: {floor:.1f} MiB: **{ours / floor:.2f}x** (goal <= 1.3x)",
+        "",
+    ]
+
+
+def main() -> None:
+    import compileall
+
+    compileall.compile_dir(ROOT / "longrun_cli", quiet=1)
+    repeats = 3
+    lines = [
+        f"Measured {time.strftime('%Y-%m-%d')} by `python benchmarks/output_bench.py --write` "
+        f"({os.cpu_count()} cpus); every ratio against a reference measured in the same run.",
+        "",
+    ]
+    lines += output(repeats)
+    lines += slow_reader()
+    lines += scale()
+    lines += footprint()
+    text = "\n".join(lines)
+    print(text)
+    if "--write" in sys.argv:
+        doc = ROOT / "docs" / "benchmarks.md"
+        current = doc.read_text()
+        start, end = "<!-- output-bench -->", "<!-- /output-bench -->"
+        block = f"{start}\n## Round two: group output, 2,000 tasks, footprint\n\n{text}\n{end}"
+        if start in current:
+            head, _, rest = current.partition(start)
+            _, _, tail = rest.partition(end)
+            current = head + block + tail
+        else:
+            current = current.rstrip("\n") + "\n\n" + block + "\n"
+        doc.write_text(current)
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    main()

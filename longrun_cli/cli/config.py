@@ -26,13 +26,6 @@ from longrun_cli.policy.group import (
     GroupSpec,
     GroupTask,
 )
-from longrun_cli.policy.matcher import Matcher
-from longrun_cli.policy.rule import RetryRule
-from longrun_cli.policy.spec import (
-    parse_exit_code_rule,
-    parse_signal_rule,
-    parse_stderr_rule,
-)
 from longrun_cli.policy.taskspec import TaskSpec
 
 T = TypeVar("T")
@@ -82,7 +75,6 @@ TASK_KEYS = (
     "health",
     "retry_unhealthy",
 )
-RULE_KEYS = ("exit_codes", "stderr", "signals", "timeout", "unhealthy", "retries", "backoff")
 
 
 # Characters that give a command line meaning only a shell can supply.
@@ -404,78 +396,9 @@ class _TomlLoader:
         return tuple(relative_to(path, base) for path in paths)
 
     def policy(self, where: tuple[str, ...], table: dict[str, Any]) -> RetryPolicy:
-        rules: list[RetryRule] = []
-        retry = table.get("retry", [])
-        if not isinstance(retry, list):
-            raise self.error((*where, "retry"), "must be a list of tables")
-        for rule in retry:
-            rules += self.rule((*where, "retry"), rule)
-        for key, parse in (
-            ("retry_exit_code", parse_exit_code_rule),
-            ("retry_signal", parse_signal_rule),
-        ):
-            for spec in self.value((*where, key), table.get(key, []), values.as_strings):
-                rules += self.value((*where, key), spec, parse)
-        for spec in self.value(
-            (*where, "retry_stderr"), table.get("retry_stderr", []), values.as_strings
-        ):
-            rules.append(self.value((*where, "retry_stderr"), spec, parse_stderr_rule))
-        if "retry_timeout" in table:
-            raw = table["retry_timeout"]
-            spec = "" if raw is True else raw
-            rules.append(self.value((*where, "retry_timeout"), spec, values.as_timeout_rule))
-        if "retry_unhealthy" in table:
-            raw = table["retry_unhealthy"]
-            spec = "" if raw is True else raw
-            rules.append(self.value((*where, "retry_unhealthy"), spec, values.as_unhealthy_rule))
-        success: frozenset[int] = frozenset()
-        if "success_exit_codes" in table:
-            success = self.value(
-                (*where, "success_exit_codes"), table["success_exit_codes"], values.as_codes
-            )
-        jitter = self.value((*where, "jitter"), table.get("jitter", 0.0), values.as_ratio)
-        return self.value(where, rules, lambda r: RetryPolicy.build(r, success, jitter))
+        from longrun_cli.cli.config_rules import read_policy
 
-    def rule(self, where: tuple[str, ...], rule: Any) -> list[RetryRule]:
-        if not isinstance(rule, dict):
-            raise self.error(where, "each entry must be a table like { exit_codes = [75] }")
-        self.check_keys(where, rule, RULE_KEYS)
-        retries = self.value((*where, "retries"), rule.get("retries", ""), values.as_retries)
-        backoff = self.value((*where, "backoff"), rule.get("backoff", ""), values.as_backoff)
-        stderr = None
-        if "stderr" in rule:
-            stderr = self.value((*where, "stderr"), rule["stderr"], values.as_regex)
-        timeout = self.value((*where, "timeout"), rule.get("timeout", False), values.as_bool)
-        unhealthy = self.value((*where, "unhealthy"), rule.get("unhealthy", False), values.as_bool)
-        matchers: list[Matcher] = []
-        if "exit_codes" in rule and "signals" in rule:
-            # An attempt either exits or is killed: such a rule could never fire.
-            raise self.error(where, "a rule cannot match both exit_codes and signals")
-        for flag, name in ((timeout, "timeout"), (unhealthy, "unhealthy")):
-            if (
-                flag
-                and len(rule.keys() & {"exit_codes", "signals", "stderr", "timeout", "unhealthy"})
-                > 1
-            ):
-                raise self.error(where, f"{name} = true cannot be combined with other conditions")
-        if "exit_codes" in rule:
-            codes = self.value((*where, "exit_codes"), rule["exit_codes"], values.as_codes)
-            matchers = [Matcher(exit_codes=frozenset({c}), stderr=stderr) for c in sorted(codes)]
-        elif "signals" in rule:
-            signals = self.value((*where, "signals"), rule["signals"], values.as_signals)
-            matchers = [Matcher(signals=frozenset({s}), stderr=stderr) for s in signals]
-        elif stderr is not None:
-            matchers = [Matcher(stderr=stderr)]
-        elif timeout:
-            matchers = [Matcher(timeout=True)]
-        elif unhealthy:
-            matchers = [Matcher(unhealthy=True)]
-        else:
-            raise self.error(
-                where,
-                "a rule needs exit_codes, stderr, signals, timeout = true or unhealthy = true",
-            )
-        return [self.value(where, m, lambda m: RetryRule(m, retries, backoff)) for m in matchers]
+        return read_policy(self, where, table)
 
     def depends(self, where: tuple[str, ...], raw: Any) -> tuple[tuple[str, Condition], ...]:
         key = (*where, "depends_on")

@@ -73,7 +73,7 @@ class Runner:
         self._sink = sink
         self._stop = stop
         self._prefixes = prefixes or {}
-        self._environ = environ
+        self._environ = dict(environ)  # one plain copy, shared by every task
         self._states: dict[str, TaskState] = {}
         self._first_failure: str | None = None
         self._all_ready_sent = False

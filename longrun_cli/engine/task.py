@@ -85,7 +85,9 @@ class Task(Cadence, Attempts):
         self._uniform01 = uniform01 or random_sample
         # What this task adds to the shared environment: one small dict per task, not a
         # copy of the whole environment (2,000 tasks x 90 variables was 10 MiB).
-        self._environ = environ
+        # A plain dict, read on every attempt: os.environ decodes each variable on every
+        # read (0.2 ms an attempt). A group's runner passes one dict for all its tasks.
+        self._environ = environ if isinstance(environ, dict) else dict(environ)
         self._env_overlay = {**spec.file_env, **spec.env, "LONGRUN_TASK": spec.name}
         self._deadline_at: float | None = None
         self._runs = runs_before

@@ -29,6 +29,7 @@ process, not its descendants.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -112,12 +113,12 @@ def children_of_this_process() -> list[int]:
     return pids
 
 
-def raise_fd_limit(needed: int) -> Callable[[], None] | None:
+def raise_fd_limit(needed: int) -> tuple[int, int] | None:
     """Raise the soft descriptor limit towards the hard one when ``needed`` exceeds it.
 
-    Returns what a child runs before exec to get back the limit longrun was
-    started with (a ``select()`` program breaks above 1024, so systemd does the
-    same), or None when nothing changed.
+    Returns the limits longrun was started with, which its commands get back (a
+    ``select()`` program breaks above 1024, so systemd does the same), or None when
+    nothing changed.
     """
     import resource
 
@@ -128,12 +129,29 @@ def raise_fd_limit(needed: int) -> Callable[[], None] | None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     except (ValueError, OSError):
         return None
+    return soft, hard
+
+
+def restore_fd_limit_before_exec(limits: tuple[int, int]) -> Callable[[], None]:
+    """What a child runs between fork and exec to get ``limits`` back (Popen's way)."""
+    import resource
+
     setrlimit, which = resource.setrlimit, resource.RLIMIT_NOFILE
 
     def restore() -> None:  # runs between fork and exec: no imports, no allocation to speak of
-        setrlimit(which, (soft, hard))
+        setrlimit(which, limits)
 
     return restore
+
+
+def restore_fd_limit_of(pid: int, limits: tuple[int, int]) -> None:
+    """Give a spawned child ``limits`` back (Linux's prlimit; elsewhere it keeps ours)."""
+    import resource
+
+    prlimit = getattr(resource, "prlimit", None)
+    if prlimit is not None:
+        with contextlib.suppress(OSError, ValueError):
+            prlimit(pid, resource.RLIMIT_NOFILE, limits)
 
 
 MARK_VARIABLE = "LONGRUN_MARK"

@@ -34,8 +34,12 @@ from longrun_cli.engine.launch import (
     SpawnError,
     missing_interpreter,
     spawn_failure,
+    spawn_quickly,
 )
 from longrun_cli.engine.platform import MARK_VARIABLE, Watcher, new_mark
+
+# posix_spawn for the launches it can do (LONGRUN_SPAWN=popen: always Popen, to compare).
+_QUICK = hasattr(os, "posix_spawn") and os.environ.get("LONGRUN_SPAWN") != "popen"
 
 
 class Child:
@@ -188,7 +192,8 @@ class Supervisor:
         self._subreaper = False
         # The mask longrun was started with: the commands get it back.
         self._child_sigmask = child_sigmask
-        self._restore_limits: Callable[[], None] | None = None
+        self._limits: tuple[int, int] | None = None  # what the commands get back
+        self._devnull: int | None = None
         self.on_tty_stop: Callable[[int, int], None] | None = None
 
     def install(self, route: Callable[[int, Callable[[int], object]], None]) -> None:
@@ -202,9 +207,9 @@ class Supervisor:
 
     def reserve_descriptors(self, count: int) -> None:
         """Make room for ``count`` more descriptors; the commands keep the limit they had."""
-        restore = platform.raise_fd_limit(count)
-        if restore is not None:
-            self._restore_limits = restore
+        limits = platform.raise_fd_limit(count)
+        if limits is not None:
+            self._limits = limits
 
     def _on_sigchld(self, _signum: int) -> None:
         self._reap()
@@ -269,25 +274,21 @@ class Supervisor:
             # A stream nobody reads is inherited: no copying at all.
             out_pipe = _pipe(fds) if lined or spec.stdout_patterns else None
             err_pipe = _pipe(fds) if lined or spec.stderr_patterns or spec.stderr_tail else None
-            if blocked:
-                ours = signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-            try:
-                popen = subprocess.Popen(
-                    list(spec.argv),
-                    env=env,
-                    cwd=spec.cwd,
-                    stdin=subprocess.DEVNULL if spec.stdin_null else None,
-                    stdout=out_pipe[1] if out_pipe else quiet,
-                    stderr=err_pipe[1] if err_pipe else quiet,
-                    process_group=0 if spec.own_group else None,
-                    pass_fds=spec.pass_fds,
-                    # Only set for a group too large for the soft descriptor limit; it
-                    # calls one C function (the writer threads hold no lock it needs).
-                    preexec_fn=self._restore_limits,  # noqa: PLW1509
+            if spec.cwd is None and not spec.pass_fds and _QUICK:
+                null = self._null() if spec.quiet or spec.stdin_null else None
+                pid = spawn_quickly(
+                    spec.argv,
+                    env,
+                    stdin=null if spec.stdin_null else None,
+                    stdout=out_pipe[1] if out_pipe else null if spec.quiet else None,
+                    stderr=err_pipe[1] if err_pipe else null if spec.quiet else None,
+                    own_group=spec.own_group,
+                    sigmask=blocked,
                 )
-            finally:
-                if blocked:
-                    signal.pthread_sigmask(signal.SIG_SETMASK, ours)
+                if self._limits is not None:
+                    platform.restore_fd_limit_of(pid, self._limits)
+            else:
+                pid = self._popen(spec, env, out_pipe, err_pipe, quiet, blocked)
         except FileNotFoundError as exc:
             _close(*fds)
             missing = exc.filename if exc.filename else spec.argv[0]
@@ -307,9 +308,7 @@ class Supervisor:
         except OSError as exc:
             _close(*fds)
             raise SpawnError(spawn_failure(spec.argv[0], exc), 126) from None
-        # Popen would otherwise wait for (and might reap) the pid on its own.
-        popen.returncode = 0
-        child = Child(self, popen.pid, spec)
+        child = Child(self, pid, spec)
         self._children[child.pid] = child
         if self._watcher is not None:
             self._watcher.watch(child.target)
@@ -341,6 +340,49 @@ class Supervisor:
             )
         self._reap()
         return child
+
+    def _popen(
+        self,
+        spec: LaunchSpec,
+        env: dict[str, str],
+        out_pipe: tuple[int, int] | None,
+        err_pipe: tuple[int, int] | None,
+        quiet: int | None,
+        blocked: frozenset[int],
+    ) -> int:
+        """The general way, for a ``cwd`` or inherited descriptors (the lock's)."""
+        if blocked:
+            ours = signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        try:
+            popen = subprocess.Popen(
+                list(spec.argv),
+                env=env,
+                cwd=spec.cwd,
+                stdin=subprocess.DEVNULL if spec.stdin_null else None,
+                stdout=out_pipe[1] if out_pipe else quiet,
+                stderr=err_pipe[1] if err_pipe else quiet,
+                process_group=0 if spec.own_group else None,
+                pass_fds=spec.pass_fds,
+                # Only for a group too large for the soft descriptor limit; it calls
+                # one C function (the writer threads hold no lock it needs).
+                preexec_fn=(  # noqa: PLW1509
+                    None
+                    if self._limits is None
+                    else platform.restore_fd_limit_before_exec(self._limits)
+                ),
+            )
+        finally:
+            if blocked:
+                signal.pthread_sigmask(signal.SIG_SETMASK, ours)
+        # Popen would otherwise wait for (and might reap) the pid on its own.
+        popen.returncode = 0
+        return popen.pid
+
+    def _null(self) -> int:
+        """/dev/null, opened once (close-on-exec: a child gets it only as 0, 1 or 2)."""
+        if self._devnull is None:
+            self._devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        return self._devnull
 
     def release(self, child: Child) -> None:
         # The pid may already name a newer child (reused after this one was reaped).

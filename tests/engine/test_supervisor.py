@@ -4,13 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from longrun_cli.engine import process
 from longrun_cli.engine.launch import LaunchSpec, SpawnError
 from longrun_cli.engine.platform import Watcher
 from longrun_cli.engine.process import Supervisor
+
+
+@pytest.fixture(autouse=True)
+def through_popen() -> Iterator[None]:
+    """These tests fake subprocess.Popen (pytest-subprocess): the launches take the
+    Popen path. The posix_spawn path is what every real-process test runs. (Not the
+    monkeypatch fixture: its teardown order with pytest-subprocess's is not ours.)"""
+    before, process._QUICK = process._QUICK, False
+    yield
+    process._QUICK = before
 
 
 def launch(spec: LaunchSpec) -> Any:

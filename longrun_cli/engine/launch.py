@@ -191,3 +191,62 @@ def _find(command: str, search: str | None) -> str:
     if denied:
         raise PermissionError(13, "Permission denied", command)
     raise FileNotFoundError(2, "No such file or directory", command)
+
+
+def spawn_generally(
+    spec: LaunchSpec,
+    env: dict[str, str],
+    out_pipe: tuple[int, int] | None,
+    err_pipe: tuple[int, int] | None,
+    quiet: int | None,
+    blocked: frozenset[int],
+    limits: tuple[int, int] | None,
+) -> int:
+    """subprocess.Popen, for what posix_spawn cannot do: a ``cwd``, inherited descriptors
+    (the file lock's); the pid, left for the supervisor to reap."""
+    import subprocess
+
+    from longrun_cli.engine import platform
+
+    if blocked:
+        ours = signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+    try:
+        popen = subprocess.Popen(
+            list(spec.argv),
+            env=env,
+            cwd=spec.cwd,
+            stdin=subprocess.DEVNULL if spec.stdin_null else None,
+            stdout=out_pipe[1] if out_pipe else quiet,
+            stderr=err_pipe[1] if err_pipe else quiet,
+            process_group=0 if spec.own_group else None,
+            pass_fds=spec.pass_fds,
+            # Only for a group too large for the soft descriptor limit; it calls one C
+            # function (the writer threads hold no lock it needs).
+            preexec_fn=(  # noqa: PLW1509
+                None if limits is None else platform.restore_fd_limit_before_exec(limits)
+            ),
+        )
+    finally:
+        if blocked:
+            signal.pthread_sigmask(signal.SIG_SETMASK, ours)
+    # Popen would otherwise wait for (and might reap) the pid on its own.
+    popen.returncode = 0
+    return popen.pid
+
+
+def spawn_error(exc: OSError, command: str, cwd: str | None, search: str | None) -> SpawnError:
+    """Why ``command`` could not start, as a shell says it, with its status (126, 127)."""
+    if isinstance(exc, FileNotFoundError):
+        missing = exc.filename if exc.filename else command
+        if cwd is not None and missing == cwd:
+            return SpawnError(f"working directory not found: {cwd}", 127)
+        interpreter = missing_interpreter(command, search, cwd)
+        if interpreter is not None:
+            # The file exists; its #! line names what does not (as bash says it).
+            return SpawnError(
+                f"cannot execute {command}: bad interpreter {interpreter}: not found", 126
+            )
+        return SpawnError(f"command not found: {command}", 127)
+    if isinstance(exc, PermissionError):
+        return SpawnError(f"permission denied: {command}", 126)
+    return SpawnError(spawn_failure(command, exc), 126)

@@ -31,9 +31,8 @@ from longrun_cli.engine import platform
 from longrun_cli.engine.launch import (
     ExitStatus,
     LaunchSpec,
-    SpawnError,
-    missing_interpreter,
-    spawn_failure,
+    spawn_error,
+    spawn_generally,
     spawn_quickly,
 )
 from longrun_cli.engine.platform import MARK_VARIABLE, Watcher, new_mark
@@ -288,26 +287,10 @@ class Supervisor:
                 if self._limits is not None:
                     platform.restore_fd_limit_of(pid, self._limits)
             else:
-                pid = self._popen(spec, env, out_pipe, err_pipe, quiet, blocked)
-        except FileNotFoundError as exc:
-            _close(*fds)
-            missing = exc.filename if exc.filename else spec.argv[0]
-            if spec.cwd is not None and missing == spec.cwd:
-                raise SpawnError(f"working directory not found: {spec.cwd}", 127) from None
-            interpreter = missing_interpreter(spec.argv[0], env.get("PATH"), spec.cwd)
-            if interpreter is not None:
-                # The file exists; its #! line names what does not (as bash says it).
-                raise SpawnError(
-                    f"cannot execute {spec.argv[0]}: bad interpreter {interpreter}: not found",
-                    126,
-                ) from None
-            raise SpawnError(f"command not found: {spec.argv[0]}", 127) from None
-        except PermissionError:
-            _close(*fds)
-            raise SpawnError(f"permission denied: {spec.argv[0]}", 126) from None
+                pid = spawn_generally(spec, env, out_pipe, err_pipe, quiet, blocked, self._limits)
         except OSError as exc:
             _close(*fds)
-            raise SpawnError(spawn_failure(spec.argv[0], exc), 126) from None
+            raise spawn_error(exc, spec.argv[0], spec.cwd, env.get("PATH")) from None
         child = Child(self, pid, spec)
         self._children[child.pid] = child
         if self._watcher is not None:
@@ -340,43 +323,6 @@ class Supervisor:
             )
         self._reap()
         return child
-
-    def _popen(
-        self,
-        spec: LaunchSpec,
-        env: dict[str, str],
-        out_pipe: tuple[int, int] | None,
-        err_pipe: tuple[int, int] | None,
-        quiet: int | None,
-        blocked: frozenset[int],
-    ) -> int:
-        """The general way, for a ``cwd`` or inherited descriptors (the lock's)."""
-        if blocked:
-            ours = signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-        try:
-            popen = subprocess.Popen(
-                list(spec.argv),
-                env=env,
-                cwd=spec.cwd,
-                stdin=subprocess.DEVNULL if spec.stdin_null else None,
-                stdout=out_pipe[1] if out_pipe else quiet,
-                stderr=err_pipe[1] if err_pipe else quiet,
-                process_group=0 if spec.own_group else None,
-                pass_fds=spec.pass_fds,
-                # Only for a group too large for the soft descriptor limit; it calls
-                # one C function (the writer threads hold no lock it needs).
-                preexec_fn=(  # noqa: PLW1509
-                    None
-                    if self._limits is None
-                    else platform.restore_fd_limit_before_exec(self._limits)
-                ),
-            )
-        finally:
-            if blocked:
-                signal.pthread_sigmask(signal.SIG_SETMASK, ours)
-        # Popen would otherwise wait for (and might reap) the pid on its own.
-        popen.returncode = 0
-        return popen.pid
 
     def _null(self) -> int:
         """/dev/null, opened once (close-on-exec: a child gets it only as 0, 1 or 2)."""

@@ -169,7 +169,9 @@ class StateFile:
 
     def _write(self, document: dict[str, Any]) -> None:
         directory = os.path.dirname(self.path) or "."
-        temporary = f"{self.path}.{os.getpid()}.tmp"
+        # One name, not one per process: written only under the lock, so a longrun
+        # SIGKILLed mid-save leaves at most this one file, which the next save reuses.
+        temporary = f"{self.path}.tmp"
         # Compact: the C encoder (an indented dump is Python's, 0.1 ms a save).
         data = (json.dumps(document, separators=(",", ":"), sort_keys=True) + "\n").encode()
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)

@@ -156,3 +156,30 @@ def test_two_longruns_on_one_file_keep_it_whole_and_keep_both_entries(tmp_path: 
     assert set(tasks) == {"job1", "job2"}
     assert all(entry["spent"][0] > 10 for entry in tasks.values())
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_sigkill_at_random_moments_never_leaves_a_torn_file(tmp_path: Path):
+    """A save on every attempt (1 ms backoff), longrun SIGKILLed at 6 random moments: the
+    file is always whole JSON, and the next longrun resumes from it or starts afresh."""
+    import random
+
+    state = tmp_path / "state.json"
+    for _ in range(6):
+        proc = subprocess.Popen(
+            [*LONGRUN, "exec", f"--state-file={state}", "--retry-exit-code=3:inf:1ms,1ms",
+             "--name=job", "--", "sh", "-c", "exit 3"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        time.sleep(random.uniform(0.3, 1.0))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        if state.exists():
+            entry = saved(state)  # raises on a torn or half-written file
+            assert entry["spent"][0] >= 1
+    # A kill mid-save may leave the temporary file: one at most, whatever the kills.
+    assert [path.name for path in tmp_path.glob("*.tmp")] in ([], ["state.json.tmp"])
+    result = longrun(
+        "exec", f"--state-file={state}", "--retry-exit-code=3:inf:1ms,1ms", "--name=job",
+        "--deadline=300ms", "--", "sh", "-c", "exit 3",
+    )  # fmt: skip
+    assert b"resumed from" in result.stderr

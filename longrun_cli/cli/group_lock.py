@@ -8,12 +8,11 @@ starts it again, as a standby: an active/passive pair.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from longrun_cli.engine.events import Event, Level
-from longrun_cli.engine.locked import EXIT_LOCKED
+from longrun_cli.engine.locked import EXIT_LOCKED, acquire
 from longrun_cli.engine.runner import RunnerResult
 from longrun_cli.policy.duration import format_duration, to_seconds
 from longrun_cli.policy.status import EXIT_USAGE
@@ -41,19 +40,11 @@ async def run_holding(
     grace = etcd_grace(spec) + 0.5 if spec.kind == "etcd" else 0.0
     try:
         locker = locker_for(spec, lambda text: emit("lock", Level.WARNING, text), grace)
-        hold = await locker.acquire(0.0)
-        if hold is None:
-            level = Level.INFO if spec.wait is None else Level.DEBUG
-            emit("lock-standby", level, f"standby: lock {spec.url} held elsewhere; waiting for it")
-            wait = None if spec.wait is None else to_seconds(spec.wait)
-            attempt = asyncio.ensure_future(locker.acquire(wait))
-            racers: list[asyncio.Future[Any]] = [attempt, session.stop.requested]
-            await asyncio.wait(racers, return_when=asyncio.FIRST_COMPLETED)
-            if not attempt.done():
-                attempt.cancel()
-                signum = session.stop.signal
-                return RunnerResult(0 if signum is None else 128 + signum, None, {})
-            hold = attempt.result()
+        wait = None if spec.wait is None else to_seconds(spec.wait)
+        hold = await acquire(spec, locker, wait, emit, session.stop)
+        if hold is None and session.stop.is_requested:
+            signum = session.stop.signal
+            return RunnerResult(0 if signum is None else 128 + signum, None, {})
     except LockUnusable as exc:
         emit("usage", Level.ERROR, str(exc))
         return RunnerResult(EXIT_USAGE, str(exc), {})

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from longrun_cli.engine.task import Task
     from longrun_cli.engine.taskio import StopControl
     from longrun_cli.locks import Hold, Locker
+    from longrun_cli.policy.lockurl import LockSpec
     from longrun_cli.policy.taskspec import TaskSpec
 
 EXIT_LOCKED = 75  # EX_TEMPFAIL: the lock was held elsewhere for all of --lock-wait, or lost
@@ -40,7 +41,13 @@ async def run_locked(
     runs, again = 0, False
     try:
         while True:
-            hold = await _acquire(spec, locker, wait, sink, stop)
+            hold = await acquire(
+                spec.lock,
+                locker,
+                wait,
+                lambda name, level, text: _emit(sink, spec, name, level, text),
+                stop,
+            )
             if stop.is_requested:
                 return _stopped(stop, runs)
             if hold is None:
@@ -80,19 +87,24 @@ async def run_locked(
         await locker.close()
 
 
-async def _acquire(
-    spec: TaskSpec, locker: Locker, wait: float | None, sink: EventSink, stop: StopControl
+async def acquire(
+    lock: LockSpec,
+    locker: Locker,
+    wait: float | None,
+    say: Callable[[str, Level, str], None],
+    stop: StopControl,
 ) -> Hold | None:
-    """The lock, or None (the wait ran out, or a stop came first)."""
-    assert spec.lock is not None
-    attempt = asyncio.ensure_future(locker.acquire(0.0))
-    hold = await attempt
+    """The lock (once free, or at once), or None: the wait ran out, or a stop came first.
+
+    Standing by is said once (``say(event, level, message)``); a one-shot run with
+    --lock-wait says it at debug level, as it says in one line if the wait runs out.
+    Shared by a task (exec) and a whole group.
+    """
+    hold = await locker.acquire(0.0)
     if hold is not None:
         return hold
-    # A one-shot run with --lock-wait says it in one line if the wait runs out.
     level = Level.INFO if wait is None else Level.DEBUG
-    _emit(sink, spec, "lock-standby", level,
-          f"standby: lock {spec.lock.url} held elsewhere; waiting for it")  # fmt: skip
+    say("lock-standby", level, f"standby: lock {lock.url} held elsewhere; waiting for it")
     attempt = asyncio.ensure_future(locker.acquire(wait))
     racers: list[asyncio.Future[Any]] = [attempt, stop.requested]
     await asyncio.wait(racers, return_when=asyncio.FIRST_COMPLETED)

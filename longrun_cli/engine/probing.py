@@ -44,6 +44,12 @@ class AttemptProbes:
         if self._spec.ready is None:
             self._ready.set()
         self._heartbeat_seen = False
+        # Regexes reported every time they appear, not only the first (a heartbeat);
+        # fixed for the attempt, and asked on every matching chunk.
+        health = self._spec.health
+        self.heartbeats: frozenset[str] = frozenset()
+        if health is not None and health.is_heartbeat:
+            self.heartbeats = frozenset(health.probe.stdout_patterns + health.probe.stderr_patterns)
         self._jobs: list[asyncio.Future[None]] = []
 
     def patterns(self, stream: str) -> tuple[str, ...]:
@@ -53,14 +59,6 @@ class AttemptProbes:
             if probe is not None and probe.kind in _REGEX_KINDS:
                 found += probe.stdout_patterns if stream == "stdout" else probe.stderr_patterns
         return tuple(found)
-
-    @property
-    def heartbeats(self) -> frozenset[str]:
-        """Regexes reported every time they appear, not only the first."""
-        health = self._spec.health
-        if health is None or not health.is_heartbeat:
-            return frozenset()
-        return frozenset(health.probe.stdout_patterns + health.probe.stderr_patterns)
 
     def matched(self, pattern: str) -> None:
         ready = self._spec.ready

@@ -24,7 +24,7 @@ from longrun_cli.telemetry.otel import (
     FLUSH_BOUND_SECONDS,
     _ExportProblems,
     _resource,
-    _seconds,
+    otlp_settings,
 )
 
 if TYPE_CHECKING:
@@ -198,10 +198,7 @@ def _reader(name: str, environ: Mapping[str, str], warnings: list[str]) -> Any:
     if name != "otlp":
         warnings.append(f"unsupported OTEL_METRICS_EXPORTER {name!r}: no metrics")
         return None
-    protocol = environ.get(
-        "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "")
-    ).strip()
-    timeout = min(_seconds(environ.get("OTEL_EXPORTER_OTLP_TIMEOUT")), FLUSH_BOUND_SECONDS)
+    protocol, timeout = otlp_settings(environ, "METRICS")
     if protocol == "grpc":
         try:
             from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (

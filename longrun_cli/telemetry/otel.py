@@ -240,10 +240,7 @@ def _processor(name: str, environ: Mapping[str, str], warnings: list[str]) -> An
     if name != "otlp":
         warnings.append(f"unsupported OTEL_TRACES_EXPORTER {name!r}: ignored")
         return None
-    protocol = environ.get(
-        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "")
-    ).strip()
-    timeout = min(_seconds(environ.get("OTEL_EXPORTER_OTLP_TIMEOUT")), FLUSH_BOUND_SECONDS)
+    protocol, timeout = otlp_settings(environ, "TRACES")
     if protocol == "grpc":
         try:
             from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
@@ -258,6 +255,15 @@ def _processor(name: str, environ: Mapping[str, str], warnings: list[str]) -> An
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
     return BatchSpanProcessor(OTLPSpanExporter(timeout=timeout), schedule_delay_millis=1000)
+
+
+def otlp_settings(environ: Mapping[str, str], signal: str) -> tuple[str, float]:
+    """The OTLP protocol (``OTEL_EXPORTER_OTLP_{signal}_PROTOCOL``, else the general one)
+    and the export timeout in seconds, bounded by the flush bound, for spans or metrics."""
+    protocol = environ.get(
+        f"OTEL_EXPORTER_OTLP_{signal}_PROTOCOL", environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "")
+    ).strip()
+    return protocol, min(_seconds(environ.get("OTEL_EXPORTER_OTLP_TIMEOUT")), FLUSH_BOUND_SECONDS)
 
 
 def _seconds(value: str | None) -> float:

@@ -87,7 +87,6 @@ def enlarge_pipe(fd: int, size: int) -> None:
     """Ask for a bigger pipe buffer (Linux); elsewhere, or when refused, keep the default."""
     if PORTABLE:
         return
-    import contextlib
     import fcntl
 
     # Past the per-user pipe-page limit it is refused: the default size still works.
@@ -142,16 +141,6 @@ def restore_fd_limit_before_exec(limits: tuple[int, int]) -> Callable[[], None]:
         setrlimit(which, limits)
 
     return restore
-
-
-def restore_fd_limit_of(pid: int, limits: tuple[int, int]) -> None:
-    """Give a spawned child ``limits`` back (Linux's prlimit; elsewhere it keeps ours)."""
-    import resource
-
-    prlimit = getattr(resource, "prlimit", None)
-    if prlimit is not None:
-        with contextlib.suppress(OSError, ValueError):
-            prlimit(pid, resource.RLIMIT_NOFILE, limits)
 
 
 MARK_VARIABLE = "LONGRUN_MARK"

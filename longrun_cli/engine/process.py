@@ -273,7 +273,10 @@ class Supervisor:
             # A stream nobody reads is inherited: no copying at all.
             out_pipe = _pipe(fds) if lined or spec.stdout_patterns else None
             err_pipe = _pipe(fds) if lined or spec.stderr_patterns or spec.stderr_tail else None
-            if spec.cwd is None and not spec.pass_fds and _QUICK:
+            # Not with a raised descriptor limit either: the child must start with the
+            # limit longrun was started with, and only Popen can set it before exec
+            # (a prlimit after posix_spawn came too late for a `ulimit -n` at once).
+            if spec.cwd is None and not spec.pass_fds and self._limits is None and _QUICK:
                 null = self._null() if spec.quiet or spec.stdin_null else None
                 pid = spawn_quickly(
                     spec.argv,
@@ -284,8 +287,6 @@ class Supervisor:
                     own_group=spec.own_group,
                     sigmask=blocked,
                 )
-                if self._limits is not None:
-                    platform.restore_fd_limit_of(pid, self._limits)
             else:
                 pid = spawn_generally(spec, env, out_pipe, err_pipe, quiet, blocked, self._limits)
         except OSError as exc:

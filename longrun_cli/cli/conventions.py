@@ -51,6 +51,9 @@ def apply(
         paths = (*common, *task.spec.env_files)
         if paths not in cache:
             cache[paths] = read_env_files(paths, environ)
+        if not cache[paths] and not task.spec.file_env and paths == task.spec.env_files:
+            tasks.append(task)  # nothing to add: no copy (a Procfile of 2,000 tasks)
+            continue
         spec = task.spec._replace(file_env=cache[paths], env_files=paths)
         tasks.append(replace(task, spec=spec))
     if plain and base is None:

@@ -164,7 +164,11 @@ def spawn_quickly(
     (everything longrun opens is close-on-exec). Raises what Popen raises:
     FileNotFoundError (with the name), PermissionError, OSError.
     """
-    path = _find(argv[0], env.get("PATH"))
+    command = argv[0]
+    search = env.get("PATH")
+    # The C library searches in the child, with no Python work per directory, but
+    # on longrun's own PATH: only when the command's is the same.
+    searched_by_libc = "/" not in command and search == os.environ.get("PATH")
     actions: list[tuple[Any, ...]] = []
     for target, source in ((0, stdin), (1, stdout), (2, stderr)):
         if source is not None:
@@ -174,7 +178,9 @@ def spawn_quickly(
         options["setpgroup"] = 0
     if sigmask:
         options["setsigmask"] = sigmask
-    return os.posix_spawn(path, list(argv), env, file_actions=actions, **options)
+    if searched_by_libc:
+        return os.posix_spawnp(command, list(argv), env, file_actions=actions, **options)
+    return os.posix_spawn(_find(command, search), list(argv), env, file_actions=actions, **options)
 
 
 def _find(command: str, search: str | None) -> str:

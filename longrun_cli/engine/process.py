@@ -187,6 +187,7 @@ class Supervisor:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._watcher: Watcher | None = None
         self._release_timer: asyncio.TimerHandle | None = None
+        self._watch_flush_due = False
         self._own_mark, self._mark = new_mark(os.environ.get(MARK_VARIABLE))
         self._subreaper = False
         # The mask longrun was started with: the commands get it back.
@@ -294,8 +295,13 @@ class Supervisor:
             raise spawn_error(exc, spec.argv[0], spec.cwd, env.get("PATH")) from None
         child = Child(self, pid, spec)
         self._children[child.pid] = child
-        if self._watcher is not None:
-            self._watcher.watch(child.target)
+        watcher = self._watcher
+        if watcher is not None and watcher.watch(child.target) and not self._watch_flush_due:
+            if self._loop is None:
+                watcher.flush()
+            else:
+                self._watch_flush_due = True
+                self._loop.call_soon(self._flush_watches)
         if out_pipe is not None or err_pipe is not None:
             # Imported here: a run whose streams are all inherited never needs them.
             from longrun_cli.engine.streams import copier_for
@@ -322,7 +328,9 @@ class Supervisor:
                 spec.stderr_tail,
                 repeated=spec.repeated_patterns,
             )
-        self._reap()
+        # No reaping here: a child that already ended is reaped by the SIGCHLD handler
+        # on the loop's next turn (a waitpid(-1) scans every child: 2,000 spawns would
+        # scan two million).
         return child
 
     def _null(self) -> int:
@@ -343,6 +351,11 @@ class Supervisor:
         self._watcher.release_later(child.target)
         if self._release_timer is None and self._loop is not None:
             self._release_timer = self._loop.call_later(_RELEASE_DELAY, self._flush_releases)
+
+    def _flush_watches(self) -> None:
+        self._watch_flush_due = False
+        if self._watcher is not None:
+            self._watcher.flush()
 
     def _flush_releases(self) -> None:
         self._release_timer = None

@@ -98,7 +98,7 @@ def test_spawn_failures_map_to_shell_statuses(fp, monkeypatch, error, status, me
 def test_watcher_hears_of_exited_groups_with_the_next_spawn_or_at_close():
     """Releases are batched into the next write (one wake-up per attempt) and flushed at close."""
     read_fd, write_fd = os.pipe()
-    watcher = Watcher(popen=None, write_fd=write_fd)  # type: ignore[arg-type]
+    watcher = Watcher(popen=None, write_fd=write_fd, swept=False)  # type: ignore[arg-type]
     watcher.watch("-100")
     watcher.release_later("-100")
     watcher.watch("-200")
@@ -111,10 +111,30 @@ def test_watcher_hears_of_exited_groups_with_the_next_spawn_or_at_close():
     os.close(read_fd)
 
 
+def test_with_a_mark_to_sweep_by_new_groups_wait_for_the_flush_in_order():
+    """A turn's new groups reach the watcher in one write, at most 64 waiting, and a group
+    id released then reused within the batch stays listed (order kept)."""
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(read_fd, False)
+    watcher = Watcher(popen=None, write_fd=write_fd, swept=True)  # type: ignore[arg-type]
+    assert watcher.watch("-100")
+    watcher.release_later("-100")
+    assert watcher.watch("-100")  # the id, reused by a new group
+    with pytest.raises(BlockingIOError):
+        os.read(read_fd, 1024)
+    watcher.flush()
+    assert os.read(read_fd, 1024) == b"+ -100\n- -100\n+ -100\n"
+    waited = [watcher.watch(f"-{pid}") for pid in range(1000, 1064)]
+    assert waited == [True] * 63 + [False]  # the 64th writes them all
+    assert os.read(read_fd, 4096).count(b"+ ") == 64
+    watcher.close(settled=False)
+    os.close(read_fd)
+
+
 def test_a_settled_close_tells_the_watcher_not_to_search():
     """After longrun swept its orphans itself, the watcher hears '= settled' before EOF."""
     read_fd, write_fd = os.pipe()
-    watcher = Watcher(popen=None, write_fd=write_fd)  # type: ignore[arg-type]
+    watcher = Watcher(popen=None, write_fd=write_fd, swept=True)  # type: ignore[arg-type]
     watcher.release_later("-7")
     watcher.close(settled=True)
     assert os.read(read_fd, 1024) == b"- -7\n= settled\n"

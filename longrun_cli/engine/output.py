@@ -262,6 +262,10 @@ class LineCopier:
             return True
         return int.from_bytes(pending, sys.byteorder) == 0
 
+    def ended(self) -> frozenset[str] | None:
+        """The patterns seen, once the stream ended and was written; None before."""
+        return self._done.result() if self._done.done() else None
+
     def hits_so_far(self) -> frozenset[str]:
         return self._watch.hits()
 

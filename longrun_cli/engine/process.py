@@ -94,8 +94,10 @@ class Child:
 
     async def wait(self) -> ExitStatus:
         """Wait for the leader, clear out what it left in its group, and drain stderr."""
-        status = await asyncio.shield(self._exited)
-        await self._sweep_group()
+        exited = self._exited
+        status = exited.result() if exited.done() else await asyncio.shield(exited)
+        if not self._group_gone:
+            await self._sweep_group()
         hits: frozenset[str] = frozenset()
         held = False
         if self._stdout_copier is not None:
@@ -116,6 +118,9 @@ class Child:
         group (setsid). Copying goes on in the background; the process is
         stopped when longrun ends. Output still flowing is always waited for.
         """
+        hits = copier.ended()
+        if hits is not None:  # usual: the end of the pipe came with the exit
+            return hits, False
         grace = max(self._kill_after, 0.5)
         while True:
             try:

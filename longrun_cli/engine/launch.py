@@ -183,6 +183,77 @@ def spawn_quickly(
     return os.posix_spawn(_find(command, search), list(argv), env, file_actions=actions, **options)
 
 
+class LowSlots:
+    """Descriptors below the descriptor limit longrun was started with, kept on /dev/null.
+
+    A group too large for that limit raises its own, and its commands must start with
+    the old one. posix_spawn under the old limit does it (``platform.with_fd_limit``),
+    but the C library refuses to dup a descriptor at or above the limit in force: such
+    a pipe end is first passed through one of these slots.
+    """
+
+    def __init__(self, null: int, slots: list[int]) -> None:
+        self._null = null
+        self._slots = slots
+
+    @classmethod
+    def reserve(cls, *, below: int) -> LowSlots | None:
+        """Four descriptors under ``below``, or None (then Popen it is)."""
+        fds: list[int] = []
+        try:
+            for _ in range(4):
+                fds.append(os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC))
+        except OSError:
+            fds.append(below)  # refused: give up below
+        if max(fds) >= below:
+            for fd in fds:
+                if fd != below:
+                    os.close(fd)
+            return None
+        return cls(fds[0], fds[1:])
+
+    def spawn(
+        self,
+        limits: tuple[int, int],
+        argv: Sequence[str],
+        env: dict[str, str],
+        *,
+        stdin: int | None,
+        stdout: int | None,
+        stderr: int | None,
+        own_group: bool,
+        sigmask: frozenset[int],
+    ) -> int:
+        """``spawn_quickly`` under ``limits``; the caller has checked that no other thread
+        can open a descriptor meanwhile."""
+        from longrun_cli.engine import platform
+
+        low: dict[int, int] = {}
+
+        def lowered(fd: int | None) -> int | None:
+            if fd is None or fd < limits[0]:
+                return fd
+            if fd not in low:
+                low[fd] = os.dup2(fd, self._slots[len(low)], inheritable=False)
+            return low[fd]
+
+        try:
+            streams = lowered(stdin), lowered(stdout), lowered(stderr)
+
+            def quickly() -> int:
+                return spawn_quickly(
+                    argv, env, stdin=streams[0], stdout=streams[1], stderr=streams[2],
+                    own_group=own_group, sigmask=sigmask,
+                )  # fmt: skip
+
+            return platform.with_fd_limit(limits, quickly)
+        finally:
+            # Back to /dev/null: the pipe's write end must close in longrun (or the
+            # reader never sees its end), and a free slot could be taken by a pipe.
+            for slot in low.values():
+                os.dup2(self._null, slot, inheritable=False)
+
+
 def _find(command: str, search: str | None) -> str:
     """The file ``command`` names, found as execvpe finds it (Popen's rules)."""
     if "/" in command:

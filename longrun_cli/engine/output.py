@@ -166,10 +166,12 @@ class Destination:
                     return
 
     def _start(self) -> bool:
+        global _writer_threads  # noqa: PLW0603  # counted for Supervisor.spawn's check
         try:
             _thread.start_new_thread(self._run, ())
         except RuntimeError:
             return False
+        _writer_threads += 1
         self._thread = True
         return True
 
@@ -373,6 +375,11 @@ def local_stamp() -> bytes:
 
 
 _destinations: dict[int, Destination] = {}
+_writer_threads = 0  # started by Destination; they write, and never open a descriptor
+
+
+def writer_threads() -> int:
+    return _writer_threads
 
 
 def destination(fd: int) -> Destination:

@@ -131,6 +131,34 @@ def raise_fd_limit(needed: int) -> tuple[int, int] | None:
     return soft, hard
 
 
+def thread_count() -> int | None:
+    """The threads of this process, C ones included (Linux), or None when unknown."""
+    if PORTABLE:
+        return None
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return None
+
+
+def with_fd_limit(limits: tuple[int, int], spawn: Callable[[], int]) -> int:
+    """Run ``spawn`` (a posix_spawn) under the descriptor limit ``limits``, then raise it
+    again: the child keeps the limit it was spawned with.
+
+    The caller makes sure that no other thread can open a descriptor meanwhile: with
+    the soft limit below the descriptors already open, any new one is refused.
+    """
+    import resource
+
+    which = resource.RLIMIT_NOFILE
+    raised = resource.getrlimit(which)
+    resource.setrlimit(which, limits)
+    try:
+        return spawn()
+    finally:
+        resource.setrlimit(which, raised)
+
+
 def restore_fd_limit_before_exec(limits: tuple[int, int]) -> Callable[[], None]:
     """What a child runs between fork and exec to get ``limits`` back (Popen's way)."""
     import resource

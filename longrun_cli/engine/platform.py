@@ -176,16 +176,43 @@ MARK_VARIABLE = "LONGRUN_MARK"
 _WATCHER_SCRIPT = """
 trap '' HUP INT QUIT
 mark=$1
-live=' '
+# A target (-PGID, or PID) is live while its variable w_gPGID / w_pPID is 1: each line
+# is a few builtins, not a search of a list (2,000 groups released out of order made
+# that quadratic). $all lists every target added, compacted when mostly dead.
+all=' '
+added=0
+live=0
 settled=
+name() {
+  case $1 in -*) n=g${1#-} ;; *) n=p$1 ;; esac
+}
+compact() {
+  kept=' '
+  for t in $all; do
+    name "$t"
+    eval "s=\\${w_$n-}"
+    if [ "$s" = 1 ]; then kept="$kept$t "; eval "w_$n=2"; fi
+  done
+  for t in $kept; do name "$t"; eval "w_$n=1"; done
+  all=$kept
+  added=$live
+}
 while read -r op target; do
+  [ "$op" = = ] && { settled=1; continue; }
+  case $target in ''|-|*[!0-9-]*|?*-*) continue ;; esac
+  name "$target"
+  eval "s=\\${w_$n-}"
   case $op in
-    +) live="$live$target " ;;
-    -) case $live in *" $target "*) live="${live%% $target *} ${live#* $target }" ;; esac ;;
-    =) settled=1 ;;
+    +) if [ -z "$s" ]; then eval "w_$n=1"; live=$((live + 1)); all="$all$target "
+         added=$((added + 1)); [ $added -gt $((2 * live + 1000)) ] && compact; fi ;;
+    -) if [ -n "$s" ]; then unset "w_$n"; live=$((live - 1)); fi ;;
   esac
 done
-for target in $live; do kill -9 $target 2>/dev/null; done
+for target in $all; do
+  name "$target"
+  eval "s=\\${w_$n-}"
+  [ -n "$s" ] && kill -9 "$target" 2>/dev/null
+done
 [ -z "$settled" ] && [ -n "$mark" ] || exit 0
 quiet=0
 rounds=0

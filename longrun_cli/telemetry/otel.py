@@ -148,7 +148,7 @@ class _Group:
         self._span.end()
 
 
-class _ExportProblems(logging.Handler):
+class ExportProblems(logging.Handler):
     """Collects the SDK's complaints so they become one longrun warning, not raw log lines."""
 
     def __init__(self) -> None:
@@ -161,7 +161,7 @@ class _ExportProblems(logging.Handler):
 
 class OtelTracer:
     def __init__(self, provider: TracerProvider, parent: Context) -> None:
-        self._problems = _ExportProblems()
+        self._problems = ExportProblems()
         sdk_logger = logging.getLogger("opentelemetry")
         sdk_logger.addHandler(self._problems)
         sdk_logger.propagate = False
@@ -175,7 +175,7 @@ class OtelTracer:
     def from_environment(cls, environ: Mapping[str, str]) -> OtelTracer:
         # shutdown_on_exit=False: an unreachable collector must not hold up exit;
         # flush() below bounds the wait instead.
-        provider = TracerProvider(resource=_resource(environ), shutdown_on_exit=False)
+        provider = TracerProvider(resource=resource_of(environ), shutdown_on_exit=False)
         warnings: list[str] = []
         for exporter_name in _exporters(environ):
             processor = _processor(exporter_name, environ, warnings)
@@ -215,7 +215,7 @@ class OtelTracer:
         return None
 
 
-def _resource(environ: Mapping[str, str]) -> Resource:
+def resource_of(environ: Mapping[str, str]) -> Resource:
     # Resource.create reads OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME itself;
     # "longrun" replaces only the SDK's "unknown_service" placeholder.
     resource = Resource.create()

@@ -9,8 +9,8 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from longrun_cli.engine.destination import Destination
 from longrun_cli.engine.framing import LineFramer
-from longrun_cli.engine.output import Destination
 
 PREFIX = b"web | "
 # Lines from the alphabet that matters: newlines, carriage returns, plain bytes.

@@ -205,7 +205,7 @@ class Supervisor:
 
     def _alone(self) -> bool:
         """No thread but the loop's and the output writers (which never open one)."""
-        from longrun_cli.engine.output import writer_threads
+        from longrun_cli.engine.destination import writer_threads
 
         return platform.thread_count() == 1 + writer_threads()
 

@@ -107,6 +107,7 @@ async def _session(
     if limits.descriptors:
         supervisor.reserve_descriptors(limits.descriptors)
     stop = StopControl()
+    supervisor.kill_now = stop.kill_now
     notifier = None
     keep_alive = None
     if "NOTIFY_SOCKET" in os.environ:

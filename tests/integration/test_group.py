@@ -9,7 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import LONGRUN, alive, longrun, read_pids, start, wait_for
+from tests.integration.conftest import (
+    LONGRUN,
+    alive,
+    longrun,
+    read_pids,
+    start,
+    term_twice,
+    wait_for,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -260,3 +268,18 @@ def test_a_late_reader_gets_every_line_whole():
     assert all(text[:4] in (b"a | ", b"b | ", b"c | ", b"d | ") for text in lines)
     whole = [text for text in lines if len(text) == 4 + 69]
     assert len(whole) == 4 * (5_000_000 // 70)
+
+
+def test_a_second_sigterm_kills_what_a_task_left_in_its_group_at_once(tmp_path):
+    """The task's shell dies on TERM; what it started ignores TERM and stays in the
+    group. A second TERM kills that at once, not after --kill-after."""
+    ready, pids, log = tmp_path / "ready", tmp_path / "pids", tmp_path / "stderr"
+    inner = f"trap '' TERM; echo $$ > {pids}; touch {ready}; exec sleep 100"
+    args = ["group", "--no-control", "--kill-after", "60s", "-t", f'a=sh -c "{inner}" & wait']
+    status, seconds = term_twice(args, ready, log)
+    left = read_pids(pids)
+    assert seconds < 5, seconds
+    assert status == -signal.SIGTERM
+    assert left
+    assert not any(alive(pid) for pid in left)
+    assert b"killing the commands now" in log.read_bytes()

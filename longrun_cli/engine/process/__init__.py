@@ -58,6 +58,9 @@ class Supervisor:
         self._devnull: int | None = None
         self._slots: LowSlots | None = None  # for spawning under the old descriptor limit
         self.on_tty_stop: Callable[[int, int], None] | None = None
+        # The second stop signal (set by the session): what a command left in its
+        # group is killed then, not after the grace period.
+        self.kill_now: asyncio.Future[None] | None = None
 
     def install(self, route: Callable[[int, Callable[[int], object]], None]) -> None:
         """Start reaping on SIGCHLD (``route`` sets a handler); call inside the event loop."""

@@ -130,17 +130,19 @@ class Child:
         """Stop what the command left in its process group once the leader is gone.
 
         As systemd does with a unit's leftovers: the stop signal, then SIGKILL after
-        the grace period. The kernel never reuses a pid that still names a live
-        process group, and a group found empty is never signalled again, so this
-        cannot hit a stranger. Polling is fine here: it only runs when something
-        was left.
+        the grace period, or at once after a second stop signal to longrun. The
+        kernel never reuses a pid that still names a live process group, and a
+        group found empty is never signalled again, so this cannot hit a stranger.
+        Polling is fine here: it only runs when something was left.
         """
         if not self.own_group or not self.send_stop(self._stop_signal):
             self._group_gone = True
             return
-        deadline = asyncio.get_running_loop().time() + self._kill_after
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._kill_after
+        kill_now = self._supervisor.kill_now
         while self.send(0):
-            if asyncio.get_running_loop().time() >= deadline:
+            if loop.time() >= deadline or (kill_now is not None and kill_now.done()):
                 self.send(signal.SIGKILL)
                 break
             await asyncio.sleep(0.01)

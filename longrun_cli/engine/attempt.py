@@ -133,7 +133,7 @@ class Attempts:
             detail += signal_name(self.spec.stop_signal)
         self._emit(event, levels.get(reason, Level.INFO), detail, pid=child.pid)
         killed = await child.stop(
-            self.spec.stop_signal, to_seconds(self.spec.kill_after), self._stop.kill_now
+            self.spec.stop_signal, to_seconds(self.spec.kill_after), self._stop.kill_waiter()
         )
         if killed:
             how = (

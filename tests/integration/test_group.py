@@ -270,12 +270,16 @@ def test_a_late_reader_gets_every_line_whole():
     assert len(whole) == 4 * (5_000_000 // 70)
 
 
-def test_a_second_sigterm_kills_what_a_task_left_in_its_group_at_once(tmp_path):
-    """The task's shell dies on TERM; what it started ignores TERM and stays in the
-    group. A second TERM kills that at once, not after --kill-after."""
+@pytest.mark.parametrize("left_behind", [False, True])
+def test_a_second_sigterm_kills_at_once(tmp_path, left_behind):
+    """Tasks ignoring TERM, --kill-after 60s: a second TERM kills them at once, whether
+    the task's own process ignores TERM (each of 3 tasks waits for the second signal)
+    or its shell died on TERM and left what it started, ignoring TERM, in its group."""
     ready, pids, log = tmp_path / "ready", tmp_path / "pids", tmp_path / "stderr"
-    inner = f"trap '' TERM; echo $$ > {pids}; touch {ready}; exec sleep 100"
-    args = ["group", "--no-control", "--kill-after", "60s", "-t", f'a=sh -c "{inner}" & wait']
+    inner = f"trap '' TERM; echo $$ >> {pids}; touch {ready}; exec sleep 100"
+    command = f'sh -c "{inner}" & wait' if left_behind else inner
+    tasks = [arg for name in "abc" for arg in ("-t", f"{name}={command}")]
+    args = ["group", "--no-control", "--kill-after", "60s", *tasks]
     status, seconds = term_twice(args, ready, log)
     left = read_pids(pids)
     assert seconds < 5, seconds

@@ -36,7 +36,8 @@ TERM, INT, HUP and QUIT stop the task gracefully: the stop signal goes to the \
 command's process group (followed by SIGCONT, so that a suspended command acts \
 on it), SIGKILL follows after --kill-after, then the shutdown \
 hook runs and longrun dies by the signal it received. A second TERM or INT while \
-stopping kills the command at once. ALRM, VTALRM, PROF, XCPU, XFSZ, PWR, STKFLT, \
+stopping kills the command at once, with whatever it left in its process group. \
+ALRM, VTALRM, PROF, XCPU, XFSZ, PWR, STKFLT, \
 SYS, TRAP and ABRT, which would otherwise kill longrun on the spot, stop it \
 gracefully the same way (PWR is how LXC and Incus stop a container). INT, QUIT \
 and HUP that the caller ignored (a background job, nohup) stay ignored, for \

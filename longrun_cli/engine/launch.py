@@ -4,10 +4,11 @@ could not start (SpawnError, with the message a shell would give).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import signal
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
@@ -212,20 +213,13 @@ class LowSlots:
             return None
         return cls(fds[0], fds[1:])
 
-    def spawn(
-        self,
-        limits: tuple[int, int],
-        argv: Sequence[str],
-        env: dict[str, str],
-        *,
-        stdin: int | None,
-        stdout: int | None,
-        stderr: int | None,
-        own_group: bool,
-        sigmask: frozenset[int],
-    ) -> int:
-        """``spawn_quickly`` under ``limits``; the caller has checked that no other thread
-        can open a descriptor meanwhile."""
+    @contextlib.contextmanager
+    def under(
+        self, limits: tuple[int, int], streams: tuple[int | None, int | None, int | None]
+    ) -> Iterator[tuple[int | None, int | None, int | None]]:
+        """``streams`` as descriptors below the old limit, with that limit in force: the
+        caller spawns inside, and nothing else (it has checked that no other thread
+        can open a descriptor meanwhile)."""
         from longrun_cli.engine import platform
 
         low: dict[int, int] = {}
@@ -238,15 +232,9 @@ class LowSlots:
             return low[fd]
 
         try:
-            streams = lowered(stdin), lowered(stdout), lowered(stderr)
-
-            def quickly() -> int:
-                return spawn_quickly(
-                    argv, env, stdin=streams[0], stdout=streams[1], stderr=streams[2],
-                    own_group=own_group, sigmask=sigmask,
-                )  # fmt: skip
-
-            return platform.with_fd_limit(limits, quickly)
+            stdin, stdout, stderr = (lowered(fd) for fd in streams)
+            with platform.fd_limit(limits):
+                yield stdin, stdout, stderr
         finally:
             # Back to /dev/null: the pipe's write end must close in longrun (or the
             # reader never sees its end), and a free slot could be taken by a pipe.

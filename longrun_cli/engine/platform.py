@@ -33,7 +33,7 @@ import contextlib
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 _PR_SET_CHILD_SUBREAPER = 36
 _F_SETPIPE_SZ = 1031  # Linux fcntl: a 1 MiB pipe means 16x fewer reads than the default
@@ -141,9 +141,10 @@ def thread_count() -> int | None:
         return None
 
 
-def with_fd_limit(limits: tuple[int, int], spawn: Callable[[], int]) -> int:
-    """Run ``spawn`` (a posix_spawn) under the descriptor limit ``limits``, then raise it
-    again: the child keeps the limit it was spawned with.
+@contextlib.contextmanager
+def fd_limit(limits: tuple[int, int]) -> Iterator[None]:
+    """The descriptor limit ``limits`` in force for the block (a posix_spawn: the child
+    keeps it), then the raised one again.
 
     The caller makes sure that no other thread can open a descriptor meanwhile: with
     the soft limit below the descriptors already open, any new one is refused.
@@ -154,7 +155,7 @@ def with_fd_limit(limits: tuple[int, int], spawn: Callable[[], int]) -> int:
     raised = resource.getrlimit(which)
     resource.setrlimit(which, limits)
     try:
-        return spawn()
+        yield
     finally:
         resource.setrlimit(which, raised)
 

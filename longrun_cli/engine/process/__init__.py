@@ -146,23 +146,28 @@ class Supervisor:
             stdin = null if spec.stdin_null else None
             stdout = out_pipe[1] if out_pipe else null if spec.quiet else None
             stderr = err_pipe[1] if err_pipe else null if spec.quiet else None
-            slots = self._slots
-            if spec.cwd is not None or spec.pass_fds or not _QUICK:
-                pid = spawn_generally(spec, env, out_pipe, err_pipe, quiet, blocked, self._limits)
-            elif self._limits is None:
-                pid = spawn_quickly(
-                    spec.argv, env, stdin=stdin, stdout=stdout, stderr=stderr,
-                    own_group=spec.own_group, sigmask=blocked,
-                )  # fmt: skip
-            elif slots is not None and self._alone():
-                # The child must start with the limit longrun was started with (a prlimit
-                # after the spawn comes too late for a `ulimit -n` at once).
-                pid = slots.spawn(
-                    self._limits, spec.argv, env, stdin=stdin, stdout=stdout, stderr=stderr,
-                    own_group=spec.own_group, sigmask=blocked,
-                )  # fmt: skip
+            limits, slots = self._limits, self._slots
+            if (
+                spec.cwd is None
+                and not spec.pass_fds
+                and _QUICK
+                and (limits is None or (slots is not None and self._alone()))
+            ):
+                # With a raised limit, the child must start with the one longrun was
+                # started with (a prlimit after the spawn comes too late for a `ulimit
+                # -n` at once): spawned under it.
+                streams = (stdin, stdout, stderr)
+                with (
+                    contextlib.nullcontext(streams)
+                    if limits is None or slots is None
+                    else slots.under(limits, streams)
+                ) as (stdin, stdout, stderr):
+                    pid = spawn_quickly(
+                        spec.argv, env, stdin=stdin, stdout=stdout, stderr=stderr,
+                        own_group=spec.own_group, sigmask=blocked,
+                    )  # fmt: skip
             else:  # Popen sets the limit before exec (a fork: 3 ms a spawn, not 0.5)
-                pid = spawn_generally(spec, env, out_pipe, err_pipe, quiet, blocked, self._limits)
+                pid = spawn_generally(spec, env, out_pipe, err_pipe, quiet, blocked, limits)
         except OSError as exc:
             _close(*fds)
             raise spawn_error(exc, spec.argv[0], spec.cwd, env.get("PATH")) from None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -12,7 +11,7 @@ import pytest
 from longrun_cli.engine import process
 from longrun_cli.engine.launch import LaunchSpec, SpawnError
 from longrun_cli.engine.platform import Watcher
-from longrun_cli.engine.process import Supervisor
+from tests.engine.launching import launch
 
 
 @pytest.fixture(autouse=True)
@@ -23,17 +22,6 @@ def through_popen() -> Iterator[None]:
     before, process._QUICK = process._QUICK, False
     yield
     process._QUICK = before
-
-
-def launch(spec: LaunchSpec) -> Any:
-    async def main() -> Any:
-        supervisor = Supervisor()
-        try:
-            return supervisor.spawn(spec)
-        finally:
-            supervisor.close()
-
-    return asyncio.run(main())
 
 
 def test_attempt_leads_its_own_process_group_with_the_given_environment(fp):

@@ -170,8 +170,7 @@ def test_etcd_three_longruns_one_runs_and_sigkill_hands_over_within_ttl(tmp_path
         procs = [start(lock, log, "--lock-ttl=2s") for _ in range(3)]
         try:
             wait_for(lambda: count(log) >= 5, timeout=30)
-            holder_pid = runs(log)[-1][2]
-            holder = next(p for p in procs if _parent_of(holder_pid) == p.pid)
+            holder = _holder(procs, log)
             killed_at = time.time()
             holder.kill()
             holder.wait()
@@ -185,6 +184,12 @@ def test_etcd_three_longruns_one_runs_and_sigkill_hands_over_within_ttl(tmp_path
     tokens = [token for *_rest, token in found]
     assert tokens == sorted(tokens)
     assert len(set(tokens)) >= 2
+
+
+def _holder(procs: list[subprocess.Popen[bytes]], log: Path) -> subprocess.Popen[bytes]:
+    """The longrun whose command wrote the last run."""
+    last = runs(log)[-1][2]
+    return next(proc for proc in procs if _parent_of(last) == proc.pid)
 
 
 def _parent_of(pid: int) -> int:
@@ -202,8 +207,7 @@ def test_etcd_a_frozen_holder_does_not_carry_on_without_the_lock(tmp_path: Path)
         procs = [start(lock, log, "--lock-ttl=2s") for _ in range(2)]
         try:
             wait_for(lambda: count(log) >= 3, timeout=30)
-            holder_pid = runs(log)[-1][2]
-            holder = next(p for p in procs if _parent_of(holder_pid) == p.pid)
+            holder = _holder(procs, log)
             with_signal(holder, signal.SIGSTOP)
             time.sleep(6)
             with_signal(holder, signal.SIGCONT)

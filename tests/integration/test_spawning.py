@@ -12,19 +12,9 @@ import pytest
 from longrun_cli.engine import process
 from longrun_cli.engine.launch import LaunchSpec, SpawnError
 from longrun_cli.engine.process import Supervisor
+from tests.engine.launching import launch
 
 pytestmark = pytest.mark.slow
-
-
-def launch(spec: LaunchSpec) -> Any:
-    async def main() -> Any:
-        supervisor = Supervisor()
-        try:
-            return supervisor.spawn(spec)
-        finally:
-            supervisor.close()
-
-    return asyncio.run(main())
 
 
 @pytest.mark.parametrize("quick", [True, False])

@@ -253,6 +253,24 @@ def test_a_500_task_group_under_the_usual_descriptor_limit(tmp_path: Path, other
     assert b"probe | done" in result.stdout  # its output came through the pipe
 
 
+def test_sigkill_while_spawning_under_the_old_descriptor_limit_leaves_nothing():
+    """ulimit -Sn 1024, 600 tasks: longrun spawns with its limit lowered and the pipe ends
+    passed through reserved descriptors; SIGKILL at 3 random moments of that start
+    leaves no marked process."""
+    tasks = [arg for i in range(600) for arg in ("-t", f"t{i}=sleep 300")]
+    for _ in range(3):
+        env, mark = marked_env()
+        proc = subprocess.Popen(
+            ["sh", "-c", 'ulimit -Sn 1024 && exec "$@"', "sh", *LONGRUN, "group", *tasks],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        _started.append(proc)
+        time.sleep(random.uniform(0.2, 0.8))
+        proc.kill()
+        proc.wait()
+        assert none_left(mark) == []
+
+
 def _system_python_matches() -> bool:
     system = Path("/usr/bin/python3")
     if os.geteuid() != 0 or shutil.which("setpriv") is None or not system.exists():

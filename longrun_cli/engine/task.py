@@ -148,20 +148,7 @@ class Task(Cadence, Attempts):
         """--on-failure: once, with the failing attempt's stderr tail in a private file."""
         from longrun_cli.engine.hooks import notify_failure
 
-        env = {
-            **self.base_env,
-            "LONGRUN_STATUS": result.status.value,
-            "LONGRUN_EXIT_STATUS": str(result.exit_status),
-            "LONGRUN_ATTEMPTS": str(result.runs),
-        }
-        launch = LaunchSpec(
-            argv=("/bin/sh", "-c", command),
-            env=env,
-            cwd=self.spec.cwd,
-            output_prefix=self._io.output_prefix,
-            output_stamp=self._io.output_stamp,
-            stdin_null=self._io.stdin_null,
-        )
+        launch = self._hook_launch(command, result, LONGRUN_ATTEMPTS=str(result.runs))
         tail = self._tail.lines() if self._tail is not None else b""
         bound = to_seconds(self.spec.shutdown_timeout)
         await notify_failure(
@@ -175,26 +162,27 @@ class Task(Cadence, Attempts):
             from longrun_cli.engine.hooks import run_hook
 
             bound = to_seconds(self.spec.shutdown_timeout)
-            env = {
+            if limit is not None:
+                bound = min(bound, limit)
+            launch = self._hook_launch(self.spec.shutdown, result)
+            kill_now = self._stop.kill_now
+            await run_hook(self._spawner, self._clock, kill_now, launch, bound, self._emit)
+
+    def _hook_launch(self, command: str, result: TaskResult, **env: str) -> LaunchSpec:
+        """A hook: ``sh -c command`` where the task runs, told how the task ended."""
+        return LaunchSpec(
+            argv=("/bin/sh", "-c", command),
+            env={
                 **self.base_env,
                 "LONGRUN_STATUS": result.status.value,
                 "LONGRUN_EXIT_STATUS": str(result.exit_status),
-            }
-            await run_hook(
-                self._spawner,
-                self._clock,
-                self._stop.kill_now,
-                LaunchSpec(
-                    argv=("/bin/sh", "-c", self.spec.shutdown),
-                    env=env,
-                    cwd=self.spec.cwd,
-                    output_prefix=self._io.output_prefix,
-                    output_stamp=self._io.output_stamp,
-                    stdin_null=self._io.stdin_null,
-                ),
-                bound if limit is None else min(bound, limit),
-                self._emit,
-            )
+                **env,
+            },
+            cwd=self.spec.cwd,
+            output_prefix=self._io.output_prefix,
+            output_stamp=self._io.output_stamp,
+            stdin_null=self._io.stdin_null,
+        )
 
     async def _run_policy(self) -> TaskResult:
         if self.spec.delay and not self._again:

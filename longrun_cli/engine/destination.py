@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TypeVar
 
-from longrun_cli.engine.streams import block_loop_signals, write_all
+from longrun_cli.engine.streams import Pieces, block_loop_signals, write_pieces
 
 HIGH_WATER = 4 * 1024 * 1024  # queued bytes per destination before the readers pause
 
@@ -30,7 +30,7 @@ class Destination:
     def __init__(self, fd: int) -> None:
         self.fd = fd
         self._loop = asyncio.get_running_loop()
-        self._queue: deque[bytes] = deque()
+        self._queue: deque[tuple[Pieces, int]] = deque()  # pieces and their size
         self._ready = threading.Condition(threading.Lock())
         self._queued = 0
         self._submitted = 0
@@ -51,7 +51,7 @@ class Destination:
         # A writer that left the destination mid-line (a line over LINE_CAP being
         # streamed): everyone else's pieces wait in _held until it ends the line.
         self._owner: object | None = None
-        self._held: list[tuple[bytes, object, bool]] = []
+        self._held: list[tuple[Pieces, int, object, bool]] = []
         self._held_bytes = 0
 
     @property
@@ -63,20 +63,27 @@ class Destination:
         with self._ready:
             return self._written
 
-    def put(self, data: bytes, writer: object = None, *, mid_line: bool = False) -> bool:
+    def put(self, data: bytes | Pieces, writer: object = None, *, mid_line: bool = False) -> bool:
         """Queue ``data`` from ``writer``; False when full and the caller should pause.
 
+        ``data``: bytes, or pieces written together (the framer's, never joined).
         ``mid_line``: ``data`` leaves the destination in the middle of a line that
         ``writer`` will end later; nobody else's lines are written until then.
         """
-        if self.broken or not data:
+        if isinstance(data, bytes):
+            pieces: Pieces = [data]
+            size = len(data)
+        else:
+            pieces = data
+            size = sum(map(len, data))
+        if self.broken or not size:
             return True
         if self._owner is not None and self._owner is not writer:
-            self._held.append((data, writer, mid_line))
-            self._held_bytes += len(data)
+            self._held.append((pieces, size, writer, mid_line))
+            self._held_bytes += size
             return self._queued + self._held_bytes < HIGH_WATER
         self._owner = writer if mid_line else None
-        full = self._enqueue(data)
+        full = self._enqueue(pieces, size)
         if self._owner is None and self._held:
             full = self._release_held()
         return full
@@ -87,29 +94,29 @@ class Destination:
         progress = True
         while progress and self._held:
             progress = False
-            kept: list[tuple[bytes, object, bool]] = []
+            kept: list[tuple[Pieces, int, object, bool]] = []
             blocked: set[int] = set()  # writers with an earlier piece still held
-            for data, writer, mid_line in self._held:
+            for pieces, size, writer, mid_line in self._held:
                 if id(writer) in blocked or (self._owner is not None and self._owner is not writer):
-                    kept.append((data, writer, mid_line))
+                    kept.append((pieces, size, writer, mid_line))
                     blocked.add(id(writer))
                     continue
-                self._held_bytes -= len(data)
-                full = self._enqueue(data)
+                self._held_bytes -= size
+                full = self._enqueue(pieces, size)
                 self._owner = writer if mid_line else None
                 progress = True
             self._held = kept
         return full
 
-    def _enqueue(self, data: bytes) -> bool:
-        self._submitted += len(data)
+    def _enqueue(self, pieces: Pieces, size: int) -> bool:
+        self._submitted += size
         if self._direct or (not self._thread and not self._start()):
-            self._write(data)  # no thread to be had (ulimit -u): write in place
-            self._written += len(data)
+            self._write(pieces, size)  # no thread to be had (ulimit -u): write in place
+            self._written += size
             return True
         with self._ready:
-            self._queue.append(data)
-            self._queued += len(data)
+            self._queue.append((pieces, size))
+            self._queued += size
             self._ready.notify()
             return self._queued + self._held_bytes < HIGH_WATER
 
@@ -135,7 +142,7 @@ class Destination:
         """
         if self._owner is not None:
             self._owner = None
-            self._enqueue(b"\n")
+            self._enqueue([b"\n"], 1)
             self._release_held()
         with self._ready:
             while self._queue and not self.broken:
@@ -160,11 +167,11 @@ class Destination:
             with self._ready:
                 while not self._queue:
                     self._ready.wait()
-                data = self._queue.popleft()
-            self._write(data)
+                pieces, size = self._queue.popleft()
+            self._write(pieces, size)
             with self._ready:
-                self._queued -= len(data)
-                self._written += len(data)
+                self._queued -= size
+                self._written += size
                 self._ready.notify_all()
                 done = [f for mark, f in self._waiters if mark <= self._written or self.broken]
                 self._waiters = [(m, f) for m, f in self._waiters if f not in done]
@@ -177,14 +184,14 @@ class Destination:
                 for callback in resume:
                     self._loop.call_soon_threadsafe(callback)
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, pieces: Pieces, size: int) -> None:
         if self.broken:
             return
-        error = write_all(self.fd, data)
+        error = write_pieces(self.fd, pieces, size)
         if error == errno.EPIPE:
             self.broken = True
         elif error:  # disk full, a closed descriptor: this piece is lost, the next may go
-            self.dropped += len(data)
+            self.dropped += size
             self.error = self.error or error
 
 

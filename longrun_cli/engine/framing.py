@@ -9,16 +9,17 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from longrun_cli.engine.streams import LINE_CAP
+from longrun_cli.engine.streams import LINE_CAP, Pieces
 
 
 class LineFramer:
     """Cuts a byte stream into prefixed lines; pure, so it is tested against a reference.
 
     ``feed`` returns what can be written now: complete lines, each behind the
-    prefix. A partial line is kept until its newline; once it reaches ``cap``
-    bytes it is written as it comes (``streaming``: the destination is left
-    mid-line until the newline or a ``cut``), so memory stays bounded.
+    prefix, as pieces (bytes and views) to be written in one go. A partial line
+    is kept until its newline; once it reaches ``cap`` bytes it is written as it
+    comes (``streaming``: the destination is left mid-line until the newline or a
+    ``cut``), so memory stays bounded.
     """
 
     def __init__(
@@ -35,6 +36,10 @@ class LineFramer:
         self._stamp = stamp
         self._cap = cap
         self._partial = b""
+        # How many newlines the last chunk fed held, when it came free with the work
+        # (the replace tells by how much it grew); -1 when not known. The log ring
+        # takes it rather than counting the chunk again.
+        self.newlines = -1
         self.streaming = False
         # The last chunk fed ended a line (so a partial line after it is a new one).
         self.line_ended = False
@@ -47,29 +52,32 @@ class LineFramer:
         """A line has begun and not ended (kept here, or streaming)."""
         return bool(self._partial) or self.streaming
 
-    def feed(self, chunk: bytes) -> bytes:
+    def feed(self, chunk: bytes) -> Pieces:
+        """What can be written now, in pieces for one ``writev``: never joined (a copy)."""
         if self._stamp is not None:
             self._prefix = self._stamp() + self._name
-        head = b""
+        out: Pieces = []
         if self.streaming:
             newline = chunk.find(b"\n")
             if newline < 0:
-                return chunk
-            head, chunk = chunk[: newline + 1], chunk[newline + 1 :]
+                self.newlines = 0
+                return [chunk]
+            out.append(chunk[: newline + 1])
+            chunk = chunk[newline + 1 :]
             self.streaming = False
         last = chunk.rfind(b"\n")
-        self.line_ended = last >= 0 or bool(head)
+        self.line_ended = last >= 0 or bool(out)
         if last < 0:
             self._partial = self._partial + chunk if self._partial else chunk
-            out = head
+            self.newlines = len(out)
         else:
-            # The carried partial line is not joined to the chunk (a copy of all of
-            # it): it goes between the prefix and the chunk's first line.
+            head = len(out)
             partial, self._partial = self._partial, chunk[last + 1 :]
-            lines = self._prefixed(partial, chunk, last)
-            out = head + lines if head else lines
+            self._prefixed(partial, chunk, last, out)
+            if head and self.newlines >= 0:
+                self.newlines += 1
         if len(self._partial) >= self._cap:
-            out += self._prefix + self._partial
+            out.append(self._prefix + self._partial)
             self._partial = b""
             self.streaming = True
         return out
@@ -86,22 +94,28 @@ class LineFramer:
         partial, self._partial = self._partial, b""
         return self._prefix + self._after_returns(partial) + b"\n"
 
-    def _prefixed(self, partial: bytes, chunk: bytes, last: int) -> bytes:
-        """``partial`` and ``chunk`` up to its newline at ``last``, each line behind the
-        prefix."""
+    def _prefixed(self, partial: bytes, chunk: bytes, last: int, out: Pieces) -> None:
+        """Add ``partial`` and ``chunk`` up to its newline at ``last`` to ``out``, each line
+        behind the prefix."""
         # Bulk operations on the whole chunk, no Python work per line, and as few
-        # copies as can be: replace everything, then join the part wanted (a view).
+        # copies as can be: one replace, and views of it.
         prefix = self._prefix
+        self.newlines = -1
         if not prefix:
-            return partial + chunk[: last + 1]
+            if partial:
+                out.append(partial)
+            out.append(memoryview(chunk)[: last + 1])
+            return
         if self._terminal and (b"\r" in chunk or b"\r" in partial):
             body = self._after_returns(partial + chunk[:last])
-            return prefix + body.replace(b"\n", b"\n" + prefix) + b"\n"
+            out.append(prefix + body.replace(b"\n", b"\n" + prefix) + b"\n")
+            return
         replaced = chunk.replace(b"\n", b"\n" + prefix)
+        self.newlines = (len(replaced) - len(chunk)) // len(prefix)
         # What follows the last newline (the partial line) is cut off with its prefix.
         end = len(replaced) - (len(chunk) - last - 1) - len(prefix)
-        with memoryview(replaced) as view:
-            return b"".join((prefix, partial, view[:end]))
+        out.append(prefix + partial)
+        out.append(memoryview(replaced)[:end])
 
     def _after_returns(self, text: bytes) -> bytes:
         if not self._terminal or b"\r" not in text:

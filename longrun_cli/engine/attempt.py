@@ -228,7 +228,7 @@ class Attempts:
     async def _race(self, exited: asyncio.Future[int], timeout: float | None) -> str | None:
         """Wait for the command to exit; name what came first if it was not the command."""
         limit, reason = self._limit(timeout)
-        contenders: list[asyncio.Future[Any]] = [exited, self._stop.requested]
+        contenders: list[asyncio.Future[Any]] = [exited, self._stop.stop_waiter()]
         if self._halt is not None:
             contenders.append(self._halt)
         if self._probes is not None:

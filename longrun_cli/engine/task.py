@@ -372,7 +372,7 @@ class Task(Cadence, Attempts):
             return None
         self._progress(phase, None, self._clock.now() + seconds)
         timer = asyncio.ensure_future(self._clock.sleep(limit or 0.0))
-        contenders: list[asyncio.Future[Any]] = [self._stop.requested, timer]
+        contenders: list[asyncio.Future[Any]] = [self._stop.stop_waiter(), timer]
         if self._halt is not None:
             contenders.append(self._halt)
         try:

@@ -454,3 +454,29 @@ def test_a_full_disk_costs_the_stderr_tail_not_the_failure_notification(monkeypa
     assert [e.message for e in sink.events if e.name == "hook-tail"] == [
         "stderr tail not saved: No space left on device"
     ]
+
+
+def test_each_wait_for_a_stop_has_a_future_of_its_own():
+    """Attempts and pauses wait on futures of their own, all set by a stop request, so
+    the shared future never holds a list as long as the group (each attempt that ended
+    without a stop removed its callback from that list: quadratic in a large group)."""
+
+    async def main() -> None:
+        stop = StopControl()
+        waiting = [stop.stop_waiter() for _ in range(2000)]
+        racing = [
+            asyncio.ensure_future(asyncio.wait([w], return_when=asyncio.FIRST_COMPLETED))
+            for w in waiting
+        ]
+        await asyncio.sleep(0)
+        assert not stop.requested._callbacks  # type: ignore[attr-defined]
+        assert not any(w.done() for w in waiting)
+        stop.request(signal.SIGTERM)
+        await asyncio.gather(*racing)
+        assert all(w.done() for w in waiting)
+        assert stop.stop_waiter().done()  # after the request: set at once
+        assert not stop.kill_waiter().done()
+        stop.request(signal.SIGTERM)
+        assert stop.kill_waiter().done()
+
+    asyncio.run(main())

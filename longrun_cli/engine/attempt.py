@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from longrun_cli.engine.events import Level
 from longrun_cli.engine.launch import LaunchSpec, SpawnError
-from longrun_cli.engine.taskio import outcome_of
+from longrun_cli.engine.taskio import first_done, outcome_of
 from longrun_cli.policy.duration import to_seconds
 from longrun_cli.policy.outcome import Outcome
 from longrun_cli.policy.signals import signal_name
@@ -237,7 +237,7 @@ class Attempts:
         if timer is not None:
             contenders.append(timer)
         try:
-            await asyncio.wait(contenders, return_when=asyncio.FIRST_COMPLETED)
+            await first_done(contenders)
         finally:
             if timer is not None:
                 timer.cancel()

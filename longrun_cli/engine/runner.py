@@ -19,7 +19,14 @@ from longrun_cli.engine.logring import LogRing, bytes_per_task
 from longrun_cli.engine.operations import Operations
 from longrun_cli.engine.output import local_stamp
 from longrun_cli.engine.task import Task
-from longrun_cli.engine.taskio import FAILURES, StopControl, TaskIO, TaskResult, TaskStatus
+from longrun_cli.engine.taskio import (
+    FAILURES,
+    StopControl,
+    TaskIO,
+    TaskResult,
+    TaskStatus,
+    first_done,
+)
 from longrun_cli.engine.taskstate import Progress, TaskState, TaskView, holds
 from longrun_cli.policy.duration import format_duration, to_seconds
 from longrun_cli.policy.group import Condition, GroupSpec, GroupTask
@@ -359,13 +366,13 @@ class Runner:
         met_waiter = asyncio.ensure_future(met.wait()) if met is not None else None
         failed_waiter = asyncio.ensure_future(failed.wait()) if failed is not None else None
         contenders: list[asyncio.Future[Any]] = [
-            self._stop.requested,
+            self._stop.stop_waiter(),
             self._operations.idle,
             state.done,
         ]
         contenders += [w for w in (met_waiter, failed_waiter) if w is not None]
         try:
-            await asyncio.wait(contenders, return_when=asyncio.FIRST_COMPLETED)
+            await first_done(contenders)
         finally:
             for waiter in (met_waiter, failed_waiter):
                 if waiter is not None:

@@ -22,6 +22,7 @@ from longrun_cli.engine.taskio import (
     TaskResult,
     TaskStatus,
     finish_attempt,
+    first_done,
     outcome_fields,
     random_sample,
     short_exit,
@@ -376,7 +377,7 @@ class Task(Cadence, Attempts):
         if self._halt is not None:
             contenders.append(self._halt)
         try:
-            await asyncio.wait(contenders, return_when=asyncio.FIRST_COMPLETED)
+            await first_done(contenders)
         finally:
             timer.cancel()
         if self._stop.is_requested:

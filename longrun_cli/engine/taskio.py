@@ -10,7 +10,7 @@ import asyncio
 import weakref
 from collections.abc import Callable
 from enum import Enum
-from typing import TYPE_CHECKING, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from longrun_cli.policy.outcome import Outcome
 from longrun_cli.policy.signals import signal_name
@@ -89,6 +89,35 @@ class StopControl:
     def cancel(self) -> None:
         """Stop every task without an outside signal (a group task failed)."""
         _settle_all(self.requested, self._stop_waiters)
+
+
+async def first_done(futures: list[asyncio.Future[Any]], timeout: float | None = None) -> None:
+    """Return once one of ``futures`` is done, or after ``timeout`` seconds.
+
+    ``asyncio.wait(..., return_when=FIRST_COMPLETED)`` for the one use longrun has,
+    without its sets, its ``ensure_future`` of each, and the done and pending sets it
+    builds and nobody reads: a group of 2,000 tasks stopping waits 6,000 times.
+    """
+    for future in futures:
+        if future.done():
+            return
+    loop = asyncio.get_running_loop()
+    waiter: asyncio.Future[None] = loop.create_future()
+
+    def wake(_: object) -> None:
+        if not waiter.done():
+            waiter.set_result(None)
+
+    for future in futures:
+        future.add_done_callback(wake)
+    timer = loop.call_later(timeout, wake, None) if timeout is not None else None
+    try:
+        await waiter
+    finally:
+        if timer is not None:
+            timer.cancel()
+        for future in futures:
+            future.remove_done_callback(wake)
 
 
 def _waiter(

@@ -480,3 +480,30 @@ def test_each_wait_for_a_stop_has_a_future_of_its_own():
         assert stop.kill_waiter().done()
 
     asyncio.run(main())
+
+
+def test_first_done_returns_on_the_first_future_or_the_timeout_and_leaves_no_callback():
+    from longrun_cli.engine.taskio import first_done
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        first, second = loop.create_future(), loop.create_future()
+        waiting = asyncio.ensure_future(first_done([first, second]))
+        await asyncio.sleep(0)
+        assert not waiting.done()
+        second.set_result(None)
+        await waiting
+        assert not first._callbacks  # type: ignore[attr-defined]  # removed again
+        began = loop.time()
+        await first_done([first], timeout=0.05)  # never done: the timeout
+        assert loop.time() - began >= 0.04
+        assert not first._callbacks  # type: ignore[attr-defined]
+        await first_done([first, second])  # one already done: at once
+        cancelled = asyncio.ensure_future(first_done([first]))
+        await asyncio.sleep(0)
+        cancelled.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await cancelled
+        assert not first._callbacks  # type: ignore[attr-defined]
+
+    asyncio.run(main())

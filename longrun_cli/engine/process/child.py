@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from longrun_cli.engine.launch import ExitStatus, LaunchSpec
+from longrun_cli.engine.taskio import first_done
 
 if TYPE_CHECKING:
     from longrun_cli.engine.output import LineCopier
@@ -123,7 +124,7 @@ class Child:
     async def _exit_within(self, grace: float, kill_now: asyncio.Future[None]) -> bool:
         if not kill_now.done():
             contenders: list[asyncio.Future[Any]] = [self._exited, kill_now]
-            await asyncio.wait(contenders, timeout=grace, return_when=asyncio.FIRST_COMPLETED)
+            await first_done(contenders, grace)
         return not self.running
 
     async def _sweep_group(self) -> None:

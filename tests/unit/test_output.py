@@ -105,18 +105,23 @@ def test_a_long_line_streams_after_the_cap_and_memory_stays_bounded():
 
 
 @settings(deadline=None, max_examples=200)
-@given(st.lists(st.tuples(st.sampled_from("abc"), st.booleans()), max_size=16))
+@given(st.lists(st.tuples(st.sampled_from("abc"), st.booleans(), st.booleans()), max_size=16))
 def test_others_wait_while_a_line_is_open_and_keep_their_order(puts):
-    """Another writer's pieces wait for an open line to end; each writer's order is kept."""
+    """Another writer's pieces wait for an open line to end; each writer's order is kept,
+    whether a piece comes as bytes or as the framer's list of bytes and views."""
     read_fd, write_fd = os.pipe()
     expected: dict[str, list[str]] = {"a": [], "b": [], "c": []}
 
     async def main() -> None:
         destination = Destination(write_fd)
-        for index, (writer, mid_line) in enumerate(puts):
+        for index, (writer, mid_line, split) in enumerate(puts):
             piece = f"{writer}{index}{'~' if mid_line else ';'}"
             expected[writer].append(piece)
-            destination.put(piece.encode(), writer, mid_line=mid_line)
+            data = piece.encode()
+            given_data: bytes | list[bytes | memoryview] = (
+                [data[:1], memoryview(data)[1:]] if split else data
+            )
+            destination.put(given_data, writer, mid_line=mid_line)
         for writer in "abc":  # all end their lines
             destination.put(f"{writer}end;".encode(), writer)
             expected[writer].append(f"{writer}end;")

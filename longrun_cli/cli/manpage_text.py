@@ -307,7 +307,7 @@ GROUP_KEYS = [
         "local time), as longrun-exec(1) --schedule does: no overlap, retries as for "
         "interval. Exclusive with interval.",
     ),
-    ("cwd", "Working directory, relative to the file."),
+    ("cwd", "Working directory, relative to the file; PWD names it, as sh sets it."),
     (
         "lock, lock_wait, lock_ttl",
         "In [runner]: the whole group runs only while holding this lock, as longrun-group(1) "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import time
@@ -287,3 +288,29 @@ def test_a_second_sigterm_kills_at_once(tmp_path, left_behind):
     assert left
     assert not any(alive(pid) for pid in left)
     assert b"killing the commands now" in log.read_bytes()
+
+
+@pytest.mark.parametrize("inherited", ["longrun's own", "a symlink to the task's"])
+def test_a_task_in_a_working_directory_sees_pwd_as_sh_sets_it(tmp_path, inherited):
+    """A command string of plain words runs without sh, a list without any shell: PWD
+    still names the task's directory, as for a command sh -c runs (dash fixes a stale
+    PWD and keeps one that names the same directory by another path)."""
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "sub")
+    config = toml(
+        tmp_path,
+        '[tasks.plain]\ncommand = "env"\ncwd = "sub"\n'
+        '[tasks.argv]\ncommand = ["env"]\ncwd = "sub"\n'
+        '[tasks.shell]\ncommand = "env | grep ^PWD="\ncwd = "sub"\n',
+    )
+    pwd = str(tmp_path) if inherited == "longrun's own" else str(tmp_path / "link")
+    env = {**os.environ, "PWD": pwd}
+    result = longrun("group", "--no-control", str(config), cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    seen = {
+        line.split(b"|", 1)[0].strip(): line.split(b"PWD=", 1)[1]
+        for line in result.stdout.splitlines()
+        if b"| PWD=" in line
+    }
+    expected = str(tmp_path / "sub") if inherited == "longrun's own" else pwd
+    assert seen == dict.fromkeys([b"plain", b"argv", b"shell"], expected.encode())

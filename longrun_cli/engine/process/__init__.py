@@ -135,6 +135,8 @@ class Supervisor:
         lined = spec.output_prefix is not None
         env = dict(spec.env)
         env[MARK_VARIABLE] = self._mark
+        if spec.cwd is not None:
+            _name_working_directory(env, spec.cwd)
         quiet = subprocess.DEVNULL if spec.quiet else None
         fds: list[int] = []
         blocked = self._child_sigmask
@@ -312,6 +314,24 @@ def _signal_tree(pid: int, signum: int) -> None:
 
 
 _TTY_STOPS = (signal.SIGTTIN, signal.SIGTTOU)
+
+
+def _name_working_directory(env: dict[str, str], cwd: str) -> None:
+    """PWD names the command's working directory, as a shell makes it at start.
+
+    A command string of plain words runs without ``sh -c``, and a list without a
+    shell at all: the PWD inherited from longrun would name longrun's directory.
+    As sh does, an inherited PWD that names the same directory (by another path,
+    through a symlink) is kept.
+    """
+    inherited = env.get("PWD")
+    if inherited and os.path.isabs(inherited):
+        try:
+            if os.path.samefile(inherited, cwd):
+                return
+        except OSError:
+            pass
+    env["PWD"] = os.path.abspath(cwd)
 
 
 def _pipe(opened: list[int]) -> tuple[int, int]:

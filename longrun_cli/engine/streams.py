@@ -232,22 +232,12 @@ def found_in_a_line(regex: Any, text: bytes | bytearray) -> bool:
 
 def write_all(fd: int, data: bytes) -> int:
     """Write everything; 0, or the errno that stopped it (EPIPE: the reader is gone)."""
-    view = memoryview(data)
-    while view:
-        try:
-            written = os.write(fd, view)
-        except BlockingIOError:
-            continue
-        except OSError as exc:
-            if exc.errno == errno.EINTR:
-                continue
-            return exc.errno or errno.EIO
-        view = view[written:]
-    return 0
+    return write_pieces(fd, [data], len(data))
 
 
 def write_pieces(fd: int, pieces: Pieces, size: int) -> int:
-    """``write_all`` for ``size`` bytes in pieces, with writev: no copy to join them."""
+    """Write ``size`` bytes given in pieces, with writev (no copy to join them); 0, or
+    the errno that stopped it (EPIPE: the reader is gone)."""
     while True:
         try:
             written = os.writev(fd, pieces)

@@ -14,22 +14,16 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from longrun_cli.engine.dependencies import Dependencies
 from longrun_cli.engine.events import Event, Level
 from longrun_cli.engine.logring import LogRing, bytes_per_task
 from longrun_cli.engine.operations import Operations
 from longrun_cli.engine.output import local_stamp
 from longrun_cli.engine.task import Task
-from longrun_cli.engine.taskio import (
-    FAILURES,
-    StopControl,
-    TaskIO,
-    TaskResult,
-    TaskStatus,
-    first_done,
-)
-from longrun_cli.engine.taskstate import Progress, TaskState, TaskView, holds
+from longrun_cli.engine.taskio import FAILURES, StopControl, TaskIO, TaskResult, TaskStatus
+from longrun_cli.engine.taskstate import Progress, TaskState, TaskView
 from longrun_cli.policy.duration import format_duration, to_seconds
-from longrun_cli.policy.group import Condition, GroupSpec, GroupTask
+from longrun_cli.policy.group import GroupSpec, GroupTask
 from longrun_cli.telemetry import NO_TASK
 
 if TYPE_CHECKING:
@@ -38,8 +32,6 @@ if TYPE_CHECKING:
     from longrun_cli.engine.taskio import Spawner
     from longrun_cli.telemetry import GroupTrace
 
-# How often a task waiting for its dependencies says what it waits for.
-WAITING_NOTE = 5.0
 # A task whose dependency can no longer meet its condition fails with this status.
 EXIT_DEPENDENCY_FAILED = 1
 
@@ -87,6 +79,9 @@ class Runner:
         self._unready: deque[str] = deque()
         patience = max(to_seconds(task.spec.kill_after) for task in group.tasks) + 5.0
         self._operations = Operations(self._states, stop, clock, patience)
+        self._dependencies = Dependencies(
+            self._states, stop, self._operations.idle, clock, self._emit
+        )
         # Called after any task changes state (longrun ctl status --watch).
         self.listeners: set[Callable[[], None]] = set()
 
@@ -158,7 +153,7 @@ class Runner:
         result = TaskResult(TaskStatus.STOPPED, 0, 0)
         try:
             state.waiting = True
-            blocked = await self._wait_for_dependencies(group_task)
+            blocked = await self._dependencies.wait(group_task)
             state.waiting = False
             if blocked is not None:
                 result = self._dependency_failed(group_task, blocked)
@@ -326,67 +321,6 @@ class Runner:
         if state.done.done():
             return state.done.result().status is TaskStatus.SUCCEEDED
         return state.ready.is_set()
-
-    async def _wait_for_dependencies(self, group_task: GroupTask) -> str | None:
-        """None when every condition holds; otherwise why the task cannot start."""
-        reporter = None
-        if group_task.depends_on:
-            reporter = asyncio.ensure_future(self._report_waiting(group_task))
-        try:
-            for dependency, condition in group_task.depends_on:
-                state = self._states[dependency]
-                reason = await self._condition(state, condition)
-                if reason is not None:
-                    return f"dependency {dependency!r} {reason}"
-            return None
-        finally:
-            if reporter is not None:
-                reporter.cancel()
-
-    async def _report_waiting(self, group_task: GroupTask) -> None:
-        """Every WAITING_NOTE seconds, one line: what a task still waits for."""
-        while True:
-            await self._clock.sleep(WAITING_NOTE)
-            pending = [
-                f"{dependency} to be {condition.value}"
-                for dependency, condition in group_task.depends_on
-                if not holds(self._states[dependency], condition)
-            ]
-            if pending:
-                message = f"waiting for {', '.join(pending)}"
-                self._emit(group_task.name, "waiting", Level.INFO, message)
-
-    async def _condition(self, state: TaskState, condition: Condition) -> str | None:
-        if condition is Condition.STARTED:
-            met, failed = state.started, None
-        elif condition is Condition.READY:
-            met, failed = state.ready, state.ready_failed
-        else:
-            met, failed = None, None
-        met_waiter = asyncio.ensure_future(met.wait()) if met is not None else None
-        failed_waiter = asyncio.ensure_future(failed.wait()) if failed is not None else None
-        contenders: list[asyncio.Future[Any]] = [
-            self._stop.stop_waiter(),
-            self._operations.idle,
-            state.done,
-        ]
-        contenders += [w for w in (met_waiter, failed_waiter) if w is not None]
-        try:
-            await first_done(contenders)
-        finally:
-            for waiter in (met_waiter, failed_waiter):
-                if waiter is not None:
-                    waiter.cancel()
-        if met is not None and met.is_set():
-            return None
-        if state.done.done():
-            result = state.done.result()
-            if condition is Condition.SUCCEEDED and result.status is TaskStatus.SUCCEEDED:
-                return None
-            return f"ended ({result.status.value}) before it was {condition.value}"
-        if failed is not None and failed.is_set():
-            return "did not become ready"
-        return None  # stop requested, or the group ended: the caller notices
 
     def _dependency_failed(self, group_task: GroupTask, why: str) -> TaskResult:
         if self.ending:

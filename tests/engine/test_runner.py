@@ -232,3 +232,31 @@ def test_a_one_shot_task_that_succeeded_counts_as_ready():
     scripts = {"migrate": [Script(duration=1)], "web": [Script(duration=FOREVER)]}
     _, _, sink, _ = run_group(tasks, scripts, stop_at=5)
     assert "all-ready" in sink.names()
+
+
+def test_a_waiting_task_says_what_it_still_waits_for_every_few_seconds():
+    """web waits 12 s for migrate: a line at 5 s and at 10 s names what it waits for."""
+    clock = FakeClock()
+    tasks = [gtask("migrate"), gtask("web", ("migrate", Condition.SUCCEEDED))]
+    scripts = {"migrate": [Script(duration=12)], "web": [Script(duration=1)]}
+    spawner = GroupSpawner(clock, scripts, None, None)
+    heard: list[tuple[float, str, str]] = []
+
+    class TimedSink(RecordingSink):
+        def emit(self, event):
+            if event.name == "waiting":
+                heard.append((clock.now(), event.task, event.message))
+
+    async def main() -> RunnerResult:
+        runner = Runner(
+            GroupSpec(tuple(tasks), 30 * SECOND), spawner, clock, TimedSink(), StopControl(),
+            environ={},
+        )  # fmt: skip
+        return await runner.run()
+
+    result = asyncio.run(main())
+    assert heard == [
+        (5.0, "web", "waiting for migrate to be succeeded"),
+        (10.0, "web", "waiting for migrate to be succeeded"),
+    ]
+    assert result.exit_status == 0

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from longrun_cli.engine.events import Level
@@ -18,10 +18,34 @@ from longrun_cli.policy.outcome import Outcome
 
 if TYPE_CHECKING:
     from longrun_cli.engine.clock import Clock
-    from longrun_cli.engine.taskio import Spawner
+    from longrun_cli.engine.taskio import Spawner, TaskIO, TaskResult
 
 
 Emit = Callable[..., None]  # Task._emit: (name, level, message, **fields)
+
+
+def hook_launch(
+    command: str,
+    result: TaskResult,
+    base_env: Mapping[str, str],
+    cwd: str | None,
+    io: TaskIO,
+    **env: str,
+) -> LaunchSpec:
+    """A hook: ``sh -c command`` where the task runs, told how the task ended."""
+    return LaunchSpec(
+        argv=("/bin/sh", "-c", command),
+        env={
+            **base_env,
+            "LONGRUN_STATUS": result.status.value,
+            "LONGRUN_EXIT_STATUS": str(result.exit_status),
+            **env,
+        },
+        cwd=cwd,
+        output_prefix=io.output_prefix,
+        output_stamp=io.output_stamp,
+        stdin_null=io.stdin_null,
+    )
 
 
 async def run_hook(

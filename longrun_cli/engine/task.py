@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 from longrun_cli.engine.attempt import DEADLINE, HALT, STOP, Attempts
 from longrun_cli.engine.cadence import Cadence, next_after
 from longrun_cli.engine.events import Event, Level
-from longrun_cli.engine.launch import LaunchSpec
 from longrun_cli.engine.taskio import (
     EXEC_IO,
     FAILURES,
@@ -147,9 +146,12 @@ class Task(Cadence, Attempts):
 
     async def _notify_failure(self, command: str, result: TaskResult) -> None:
         """--on-failure: once, with the failing attempt's stderr tail in a private file."""
-        from longrun_cli.engine.hooks import notify_failure
+        from longrun_cli.engine.hooks import hook_launch, notify_failure
 
-        launch = self._hook_launch(command, result, LONGRUN_ATTEMPTS=str(result.runs))
+        launch = hook_launch(
+            command, result, self.base_env, self.spec.cwd, self._io,
+            LONGRUN_ATTEMPTS=str(result.runs),
+        )  # fmt: skip
         tail = self._tail.lines() if self._tail is not None else b""
         bound = to_seconds(self.spec.shutdown_timeout)
         await notify_failure(
@@ -160,30 +162,14 @@ class Task(Cadence, Attempts):
         """Run the shutdown hook, if any, bounded by its timeout and by ``limit`` seconds."""
         if self.spec.shutdown:
             # Imported here: most runs have no hook, and exec's start-up never needs it.
-            from longrun_cli.engine.hooks import run_hook
+            from longrun_cli.engine.hooks import hook_launch, run_hook
 
             bound = to_seconds(self.spec.shutdown_timeout)
             if limit is not None:
                 bound = min(bound, limit)
-            launch = self._hook_launch(self.spec.shutdown, result)
+            launch = hook_launch(self.spec.shutdown, result, self.base_env, self.spec.cwd, self._io)
             kill_now = self._stop.kill_now
             await run_hook(self._spawner, self._clock, kill_now, launch, bound, self._emit)
-
-    def _hook_launch(self, command: str, result: TaskResult, **env: str) -> LaunchSpec:
-        """A hook: ``sh -c command`` where the task runs, told how the task ended."""
-        return LaunchSpec(
-            argv=("/bin/sh", "-c", command),
-            env={
-                **self.base_env,
-                "LONGRUN_STATUS": result.status.value,
-                "LONGRUN_EXIT_STATUS": str(result.exit_status),
-                **env,
-            },
-            cwd=self.spec.cwd,
-            output_prefix=self._io.output_prefix,
-            output_stamp=self._io.output_stamp,
-            stdin_null=self._io.stdin_null,
-        )
 
     async def _run_policy(self) -> TaskResult:
         if self.spec.delay and not self._again:

@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from longrun_cli.cli.config import ConfigError, from_inline, from_procfile, from_toml
+from longrun_cli.cli.config import ConfigError, from_toml
 from longrun_cli.cli.manpage_text import TOML_SCHEMA
+from longrun_cli.cli.procfile import from_inline, from_procfile
 from longrun_cli.policy.duration import MINUTE, SECOND
 from longrun_cli.policy.errors import SpecError
 from longrun_cli.policy.group import Condition
@@ -233,7 +234,7 @@ def test_random_values_for_known_keys_load_or_raise_config_error(tmp_path_factor
 )
 def test_plain_command_strings_skip_the_shell(command, argv):
     """Plain words are executed directly; anything a shell must interpret goes to sh -c."""
-    from longrun_cli.cli.config import shell
+    from longrun_cli.cli.toml_values import shell
 
     assert shell(command) == argv
 

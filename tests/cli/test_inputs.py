@@ -12,8 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from longrun_cli.cli.config import ConfigError, from_procfile, from_toml
+from longrun_cli.cli.config import ConfigError, from_toml
 from longrun_cli.cli.main import main
+from longrun_cli.cli.procfile import from_procfile
 from longrun_cli.policy.duration import parse_duration
 from longrun_cli.policy.errors import SpecError
 from longrun_cli.policy.signals import parse_signal

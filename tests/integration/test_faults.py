@@ -502,3 +502,29 @@ def test_a_reader_that_never_reads_does_not_hang_a_stop():
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=20)  # it hung for good before
     assert proc.returncode == -signal.SIGTERM
+
+
+def test_sigterm_at_random_moments_of_a_large_start_stops_everything_promptly(tmp_path: Path):
+    """TERM at 5 random moments while a group starts: 150 sleepers being spawned, a task
+    waiting for a dependency that never succeeds, one retrying every 10 ms (each wait
+    for a stop is a future of its own, made before or after the request). longrun ends
+    by the re-raised TERM within seconds, and no marked process is left."""
+    sleepers = "".join(f'[tasks.s{i}]\ncommand = "sleep 300"\n' for i in range(150))
+    config = tmp_path / "longrun.toml"
+    config.write_text(
+        sleepers
+        + '[tasks.slow]\ncommand = "sleep 300"\n'
+        + '[tasks.waiter]\ncommand = "true"\ndepends_on = { slow = "succeeded" }\n'
+        + '[tasks.flaky]\ncommand = "exit 3"\nretry_exit_code = ["3:100000:10ms"]\n'
+        + '[tasks.ticker]\ncommand = "true"\ninterval = "20ms"\n'
+    )
+    for _ in range(5):
+        env, mark = marked_env()
+        proc = start(
+            "group", "--no-control", str(config),
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        time.sleep(random.uniform(0.05, 1.0))
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == -signal.SIGTERM
+        assert none_left(mark) == []

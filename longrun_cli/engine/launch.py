@@ -201,15 +201,12 @@ class LowSlots:
     def reserve(cls, *, below: int) -> LowSlots | None:
         """Four descriptors under ``below``, or None (then Popen it is)."""
         fds: list[int] = []
-        try:
-            for _ in range(4):
+        with contextlib.suppress(OSError):  # none left at all: fewer than four
+            while len(fds) < 4 and (not fds or fds[-1] < below):
                 fds.append(os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC))
-        except OSError:
-            fds.append(below)  # refused: give up below
-        if max(fds) >= below:
+        if len(fds) < 4 or max(fds) >= below:  # no room below the old limit
             for fd in fds:
-                if fd != below:
-                    os.close(fd)
+                os.close(fd)
             return None
         return cls(fds[0], fds[1:])
 

@@ -127,3 +127,22 @@ def test_a_settled_close_tells_the_watcher_not_to_search():
     watcher.close(settled=True)
     assert os.read(read_fd, 1024) == b"- -7\n= settled\n"
     os.close(read_fd)
+
+
+def test_low_slots_are_reserved_below_the_old_limit_or_not_at_all():
+    """Four descriptors under the limit a large group lowers for its spawns; where there
+    is no room below it, none, and nothing opened is kept."""
+    import os
+
+    from longrun_cli.engine.launch import LowSlots
+
+    before = len(os.listdir("/proc/self/fd"))
+    assert LowSlots.reserve(below=3) is None  # 0, 1 and 2 are taken: no room
+    assert len(os.listdir("/proc/self/fd")) == before
+    slots = LowSlots.reserve(below=10_000)
+    assert slots is not None
+    held = [slots._null, *slots._slots]
+    assert len(held) == 4
+    assert max(held) < 10_000
+    for fd in held:
+        os.close(fd)

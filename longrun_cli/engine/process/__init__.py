@@ -21,6 +21,7 @@ import os
 import signal
 import subprocess
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from longrun_cli.engine import platform
 from longrun_cli.engine.launch import (
@@ -32,6 +33,11 @@ from longrun_cli.engine.launch import (
 )
 from longrun_cli.engine.platform import MARK_VARIABLE, Watcher, new_mark
 from longrun_cli.engine.process.child import Child
+
+if TYPE_CHECKING:
+    from longrun_cli.engine.output import LineCopier
+    from longrun_cli.engine.streams import StreamCopier
+    from longrun_cli.engine.tail import StderrTail
 
 # posix_spawn for the launches it can do (LONGRUN_SPAWN=popen: always Popen, to compare).
 _QUICK = hasattr(os, "posix_spawn") and os.environ.get("LONGRUN_SPAWN") != "popen"
@@ -182,31 +188,13 @@ class Supervisor:
             else:
                 self._watch_flush_due = True
                 self._loop.call_soon(self._flush_watches)
-        if out_pipe is not None or err_pipe is not None:
-            # Imported here: a run whose streams are all inherited never needs them.
-            from longrun_cli.engine.streams import copier_for
         if out_pipe is not None:
-            child._stdout_copier = copier_for(
-                out_pipe,
-                1,
-                spec.stdout_patterns,
-                spec.output_prefix,
-                spec.on_stdout_match,
-                spec.log,
-                spec.output_stamp,
-                repeated=spec.repeated_patterns,
+            child._stdout_copier = _copier(
+                out_pipe, 1, spec.stdout_patterns, spec.on_stdout_match, spec
             )
         if err_pipe is not None:
-            child._stderr_copier = copier_for(
-                err_pipe,
-                2,
-                spec.stderr_patterns,
-                spec.output_prefix,
-                spec.on_stderr_match,
-                spec.log,
-                spec.output_stamp,
-                spec.stderr_tail,
-                repeated=spec.repeated_patterns,
+            child._stderr_copier = _copier(
+                err_pipe, 2, spec.stderr_patterns, spec.on_stderr_match, spec, spec.stderr_tail
             )
         # No reaping here: a child that already ended is reaped by the SIGCHLD handler
         # on the loop's next turn (a waitpid(-1) scans every child: 2,000 spawns would
@@ -332,6 +320,24 @@ def _name_working_directory(env: dict[str, str], cwd: str) -> None:
         except OSError:
             pass
     env["PWD"] = os.path.abspath(cwd)
+
+
+def _copier(
+    pipe: tuple[int, int],
+    stream: int,
+    patterns: tuple[str, ...],
+    on_match: Callable[[str], None] | None,
+    spec: LaunchSpec,
+    tail: StderrTail | None = None,
+) -> StreamCopier | LineCopier:
+    """The copier of one of the command's streams (1 or 2) into longrun's own."""
+    # Imported here: a run whose streams are all inherited never needs them.
+    from longrun_cli.engine.streams import copier_for
+
+    return copier_for(
+        pipe, stream, patterns, spec.output_prefix, on_match, spec.log, spec.output_stamp,
+        tail, repeated=spec.repeated_patterns,
+    )  # fmt: skip
 
 
 def _pipe(opened: list[int]) -> tuple[int, int]:

@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import click
 
+from longrun_cli.cli.completers import complete_files
 from longrun_cli.cli.config import from_toml
 from longrun_cli.cli.conventions import Conventions, apply, conventions_from
-from longrun_cli.cli.main import complete_files, output_options, plan_or_run
+from longrun_cli.cli.main import output_options, plan_or_run
 from longrun_cli.cli.options import ExecOptions
 from longrun_cli.cli.procfile import from_inline, from_procfile
 from longrun_cli.cli.textfile import ConfigError
